@@ -20,7 +20,10 @@ class _Task:
 
     def advance(self, n: float = 1, **fields: Any) -> None:
         if self._prog is not None:
-            self._prog.update(self._id, advance=n, info=_fmt(fields) if fields else None)
+            if fields:
+                self._prog.update(self._id, advance=n, info=_fmt(fields))
+            else:
+                self._prog.update(self._id, advance=n)
 
     def update(self, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
         if self._prog is None:
