@@ -1,0 +1,274 @@
+"""Sentence embeddings from every layer of an encoder, cached on disk.
+
+:func:`encode_layers` runs a model once over a list of sentences and returns, per pooling, an array
+``(num_layers + 1, n, hidden)`` float32 where index 0 is the embedding layer and index ``i`` the
+output of transformer layer ``i``. Poolings:
+
+- ``mean``: average over real tokens (padding masked out); with ``exclude_special=True`` special
+  tokens (``<s>``, ``</s>``, ...) are left out too (a sentence made only of special tokens falls
+  back to all its real tokens);
+- ``cls``: the first token (``<s>`` / ``[CLS]``).
+
+Sentences are sorted by length into dynamic batches (original order restored), run under
+``torch.inference_mode`` and, on GPU, bf16 (or fp16) autocast; pooling is done in float32.
+
+Results are cached under ``metaxlm.paths.cache_dir() / "embeddings"``, one ``.npy`` per pooling,
+keyed by the model's identity (path plus name, size, mtime and content hash of every file in the
+model directory), a hash of the sentences, ``max_length`` and ``exclude_special``: a layer ×
+pooling sweep, or a second evaluation on the same data, does not re-encode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from metaxlm.errors import UserError
+from metaxlm.models import ModelRef, check_tokenizer_matches, load_model, load_tokenizer
+
+POOLINGS = ("mean", "cls")
+CACHE_VERSION = 1
+
+_file_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
+
+
+def _sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _file_hashes:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        _file_hashes[key] = h.hexdigest()
+    return _file_hashes[key]
+
+
+def model_identity(ref: ModelRef) -> dict:
+    """What makes two encodings of the same text comparable: the model's files, or its hub id."""
+    p = Path(ref.path)
+    if not p.is_dir():
+        return {"hub": ref.path, "revision": ref.revision}
+    files = []
+    for f in sorted(p.iterdir()):
+        if f.is_file() and not f.name.startswith("."):
+            st = f.stat()
+            files.append([f.name, st.st_size, st.st_mtime_ns, _sha256_file(f)])
+    return {"path": str(p.resolve()), "files": files}
+
+
+def data_hash(sentences: Sequence[str]) -> str:
+    """sha256 over the sentences in order (length-prefixed, so boundaries are unambiguous)."""
+    h = hashlib.sha256()
+    for s in sentences:
+        b = s.encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def _config(ref: ModelRef):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(ref.path, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        if ref.source == "hub":
+            from metaxlm.models import _hub_error
+
+            raise _hub_error(ref, e) from None
+        raise UserError(f"{ref.path}: could not read the model config ({str(e).splitlines()[0][:200]})") from None
+
+
+def num_layers(ref: ModelRef) -> int:
+    """Number of transformer layers; :func:`encode_layers` returns ``num_layers(ref) + 1`` layers."""
+    cfg = _config(ref)
+    for attr in ("num_hidden_layers", "n_layers", "num_layers"):
+        n = getattr(cfg, attr, None)
+        if isinstance(n, int):
+            return n
+    raise UserError(f"{ref.path}: the model config does not say how many layers it has")
+
+
+def check_layer(ref: ModelRef, layer: int | None) -> None:
+    """A requested layer must be in ``0..num_layers(ref)`` (0 = embeddings)."""
+    if layer is None:
+        return
+    n = num_layers(ref)
+    if not 0 <= layer <= n:
+        raise UserError(f"--layer {layer} is beyond the model's depth: {ref.label or ref.spec} has layers "
+                        f"0..{n} (0 = embeddings, {n} = last transformer layer)")
+
+
+def _cache_key(ref: ModelRef, dhash: str, max_length: int, exclude_special: bool) -> str:
+    ident = {"v": CACHE_VERSION, "model": model_identity(ref), "data": dhash,
+             "max_length": max_length, "exclude_special": exclude_special}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, arr)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_npy(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError):  # missing or cut: encode again
+        return None
+
+
+def _device(device):
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _batches(lengths: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
+    """Indices sorted by length (longest first), cut into batches of at most ``batch_size``."""
+    order = np.argsort(-lengths, kind="stable")
+    for i in range(0, len(order), batch_size):
+        yield order[i:i + batch_size]
+
+
+def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] = ("mean", "cls"), *,
+                  batch_size: int = 64, max_length: int = 128, exclude_special: bool = False,
+                  device=None, cache_dir: str | Path | None = None, use_cache: bool = True,
+                  desc: str | None = None) -> dict[str, np.ndarray]:
+    """Pooled hidden states of every layer: ``{pooling: array (num_layers + 1, n, hidden) float32}``.
+
+    ``cache_dir`` defaults to ``metaxlm.paths.cache_dir() / "embeddings"``; ``use_cache=False``
+    neither reads nor writes it. ``desc`` labels the progress bar.
+    """
+    poolings = tuple(dict.fromkeys(poolings))
+    bad = [p for p in poolings if p not in POOLINGS]
+    if bad or not poolings:
+        raise UserError(f"unknown pooling {bad[0] if bad else '(none)'!r}; choose from {', '.join(POOLINGS)}")
+    if batch_size < 1 or max_length < 2:
+        raise UserError("batch_size must be ≥ 1 and max_length ≥ 2")
+    sentences = [str(s) for s in sentences]
+
+    cache_root = None
+    if use_cache:
+        if cache_dir is None:
+            from metaxlm.paths import cache_dir as _default_cache
+
+            cache_root = _default_cache() / "embeddings"
+        else:
+            cache_root = Path(cache_dir)
+        key = _cache_key(ref, data_hash(sentences), max_length, exclude_special)
+        entry = cache_root / key
+        out: dict[str, np.ndarray] = {}
+        for p in poolings:
+            arr = _load_npy(entry / f"{p}.npy")
+            if arr is not None and arr.ndim == 3 and arr.shape[1] == len(sentences):
+                out[p] = arr
+        if len(out) == len(poolings):
+            return out
+
+    result = _encode(ref, sentences, poolings, batch_size=batch_size, max_length=max_length,
+                     exclude_special=exclude_special, device=device, desc=desc)
+    if cache_root is not None:
+        for p, arr in result.items():
+            _save_npy(entry / f"{p}.npy", arr)
+        info = entry / "info.json"
+        if not info.exists():
+            from metaxlm.rundir import atomic_write_json
+
+            atomic_write_json(info, {"model": ref.describe(), "n": len(sentences), "max_length": max_length,
+                                     "exclude_special": exclude_special})
+    return result
+
+
+def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, batch_size: int,
+            max_length: int, exclude_special: bool, device, desc: str | None) -> dict[str, np.ndarray]:
+    import torch
+
+    from metaxlm import progress
+
+    tok = load_tokenizer(ref)
+    model = _load_quietly(ref)
+    check_tokenizer_matches(tok, model.config, ref.spec)
+    dev = _device(device)
+    model.to(dev).eval()
+    n_layers = num_layers(ref)
+    hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
+    out = {p: np.zeros((n_layers + 1, len(sentences), hidden), dtype=np.float32) for p in poolings}
+    if not sentences:
+        return out
+    if tok.pad_token is None:
+        raise UserError(f"{ref.path}: the tokenizer has no padding token; batched encoding needs one")
+    tok.padding_side = "right"
+
+    enc = tok(sentences, truncation=True, max_length=max_length, add_special_tokens=True,
+              return_special_tokens_mask=exclude_special)
+    ids = enc["input_ids"]
+    lengths = np.array([len(x) for x in ids])
+    autocast_dtype = None
+    if dev.type == "cuda":
+        autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    with progress.task(desc or f"encode {ref.label or ref.spec}", total=len(sentences)) as bar, \
+            torch.inference_mode():
+        for idx in _batches(lengths, batch_size):
+            feats = [{"input_ids": ids[i]} for i in idx]
+            batch = tok.pad(feats, padding=True, return_tensors="pt")
+            input_ids = batch["input_ids"].to(dev)
+            mask = batch["attention_mask"].to(dev)
+            kwargs = {"input_ids": input_ids, "attention_mask": mask, "output_hidden_states": True}
+            if autocast_dtype is not None:
+                with torch.autocast("cuda", dtype=autocast_dtype):
+                    hs = model(**kwargs).hidden_states
+            else:
+                hs = model(**kwargs).hidden_states
+            if len(hs) != n_layers + 1:
+                raise UserError(f"{ref.path}: the model returned {len(hs)} hidden states, "
+                                f"expected {n_layers + 1}")
+            mean_mask = mask
+            if "mean" in poolings and exclude_special:
+                special = torch.zeros_like(mask)
+                for row, i in enumerate(idx):
+                    stm = enc["special_tokens_mask"][i]
+                    special[row, :len(stm)] = torch.tensor(stm, dtype=mask.dtype)
+                content = mask * (1 - special)
+                # a sentence of special tokens only keeps all its real tokens
+                empty = content.sum(1) == 0
+                mean_mask = torch.where(empty[:, None], mask, content)
+            w = mean_mask.float()
+            denom = w.sum(1, keepdim=True).clamp(min=1.0)
+            for layer, h in enumerate(hs):
+                h = h.float()
+                if "mean" in poolings:
+                    pooled = (h * w[:, :, None]).sum(1) / denom
+                    out["mean"][layer, idx] = pooled.cpu().numpy()
+                if "cls" in poolings:
+                    out["cls"][layer, idx] = h[:, 0].cpu().numpy()
+            bar.advance(len(idx))
+    return out
+
+
+def _load_quietly(ref: ModelRef):
+    """AutoModel (base encoder) for ``ref``; MLM heads in checkpoints are dropped without a warning."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return load_model(ref)
+    finally:
+        hf_logging.set_verbosity(level)

@@ -1,0 +1,134 @@
+"""The sentence-embedding interface: shapes, padding invariance, special-token handling, the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metaxlm.errors import UserError
+from metaxlm.models import resolve_model
+
+WORDS = ("the a an of to in is on for with this that package files tool library data system user help "
+         "der die das und ist mit für ein eine le la les et est avec pour un une il el los las y es con "
+         "para una program install file run server network graphics game sound text editor").split()
+
+
+def make_tiny_xlmr(path: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
+    """Save a random-init XLM-R encoder (``layers`` layers, ``hidden`` wide) with a tiny tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tk = Tokenizer(models.BPE(unk_token="<unk>"))
+    tk.normalizer = normalizers.NFKC()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=list("abcdefghijklmnopqrstuvwxyzäöüéèàç0123456789.,!?"))
+    corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+    tk.train_from_iterator(corpus, trainer)
+    tk.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", tk.token_to_id("<s>")), ("</s>", tk.token_to_id("</s>"))])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                  sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+                                  model_max_length=512)
+    tok.save_pretrained(path)
+    torch.manual_seed(seed)
+    cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                           num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=160,
+                           pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                           eos_token_id=tok.eos_token_id, hidden_dropout_prob=0.0,
+                           attention_probs_dropout_prob=0.0)
+    XLMRobertaModel(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return make_tiny_xlmr(tmp_path_factory.mktemp("tiny") / "xlmr")
+
+
+SENTS = ["the package is a tool", "der Server ist mit dem Netzwerk",
+         "le programme est un éditeur de texte pour les fichiers avec une interface graphique et du son",
+         "a", "run"]
+
+
+def test_shapes_and_layer_count(tiny_model):
+    from metaxlm.encode import encode_layers, num_layers
+
+    ref = resolve_model(str(tiny_model))
+    assert num_layers(ref) == 2
+    out = encode_layers(ref, SENTS, batch_size=2)
+    assert set(out) == {"mean", "cls"}
+    for arr in out.values():
+        assert arr.shape == (3, len(SENTS), 32) and arr.dtype == np.float32
+        assert np.isfinite(arr).all()
+    assert not np.allclose(out["mean"], out["cls"])
+
+
+def test_padding_invariance_and_order(tiny_model):
+    from metaxlm.encode import encode_layers
+
+    ref = resolve_model(str(tiny_model))
+    together = encode_layers(ref, SENTS, batch_size=8, use_cache=False)
+    for i, s in enumerate(SENTS):
+        alone = encode_layers(ref, [s], use_cache=False)
+        for p in ("mean", "cls"):
+            np.testing.assert_allclose(together[p][:, i], alone[p][:, 0], rtol=1e-4, atol=1e-5)
+
+
+def test_mean_pooling_matches_manual(tiny_model):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from metaxlm.encode import encode_layers
+
+    ref = resolve_model(str(tiny_model))
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModel.from_pretrained(tiny_model).eval()
+    s = SENTS[1]
+    with torch.no_grad():
+        hs = model(**tok([s], return_tensors="pt"), output_hidden_states=True).hidden_states
+    manual_mean = np.stack([h[0].mean(0).numpy() for h in hs])
+    manual_nospecial = np.stack([h[0, 1:-1].mean(0).numpy() for h in hs])
+    out = encode_layers(ref, [s], use_cache=False)
+    np.testing.assert_allclose(out["mean"][:, 0], manual_mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["cls"][:, 0], np.stack([h[0, 0].numpy() for h in hs]), rtol=1e-4, atol=1e-5)
+    ex = encode_layers(ref, [s], ("mean",), exclude_special=True, use_cache=False)
+    np.testing.assert_allclose(ex["mean"][:, 0], manual_nospecial, rtol=1e-4, atol=1e-5)
+
+
+def test_cache_hit(tiny_model, monkeypatch):
+    from metaxlm import encode
+    from metaxlm.paths import cache_dir
+
+    ref = resolve_model(str(tiny_model))
+    first = encode.encode_layers(ref, SENTS)
+    assert list((cache_dir() / "embeddings").glob("*/mean.npy"))
+
+    def boom(*a, **k):
+        raise AssertionError("re-encoded despite a cached result")
+
+    monkeypatch.setattr(encode, "_encode", boom)
+    again = encode.encode_layers(ref, SENTS, ("cls",))
+    np.testing.assert_array_equal(again["cls"], first["cls"])
+    with pytest.raises(AssertionError, match="re-encoded"):  # different data → miss
+        encode.encode_layers(ref, SENTS[:2])
+    with pytest.raises(AssertionError, match="re-encoded"):  # different options → miss
+        encode.encode_layers(ref, SENTS, max_length=16)
+
+
+def test_bad_layer_and_pooling(tiny_model):
+    from metaxlm.encode import check_layer, encode_layers
+
+    ref = resolve_model(str(tiny_model))
+    check_layer(ref, 2)
+    with pytest.raises(UserError, match="beyond the model's depth"):
+        check_layer(ref, 3)
+    with pytest.raises(UserError, match="unknown pooling"):
+        encode_layers(ref, SENTS, ("max",))
