@@ -25,10 +25,13 @@ class _Task:
             else:
                 self._prog.update(self._id, advance=n)
 
-    def update(self, completed: float | None = None, total: float | None = None, **fields: Any) -> None:
+    def update(self, completed: float | None = None, total: float | None = None,
+               description: str | None = None, **fields: Any) -> None:
         if self._prog is None:
             return
         kw: dict[str, Any] = {}
+        if description is not None:
+            kw["description"] = description
         if completed is not None:
             kw["completed"] = completed
         if total is not None:

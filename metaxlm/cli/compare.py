@@ -1,7 +1,117 @@
-"""CLI for this area (to be filled in by its owner)."""
+"""``metaxlm compare``: the main job, a thin shell over :func:`metaxlm.compare.compare`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from metaxlm.errors import UserError
+
+
+def _csv(value: Optional[str]) -> Optional[list[str]]:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_set(items: list[str]) -> dict:
+    """``--set train.lr=5e-4`` → {"train": {"lr": 0.0005}} (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=5e-4")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("compare")
+    def compare_cmd(
+        preset: str = typer.Option("demo", help="smoke (minutes, tests), demo (≤ 20 min on 2 CPU cores), "
+                                                "gpu (one GPU, < 1 hour)."),
+        out: Optional[Path] = typer.Option(None, help="Comparison directory [default: runs/compare-<preset>]. "
+                                                      "Rerunning the same command resumes it."),
+        data: Optional[Path] = typer.Option(None, help="Benchmark directory [default: fetch and build the "
+                                                       "default benchmark from the Debian archive]."),
+        languages: Optional[str] = typer.Option(None, help="Comma-separated target languages of the default "
+                                                           "benchmark, e.g. de,fr,ja."),
+        regimes: Optional[str] = typer.Option(None, help="Comma-separated regimes [default: "
+                                                         "single,meta,en-only,none]."),
+        seeds: Optional[str] = typer.Option(None, help="Comma-separated pretraining seeds, e.g. 0,1,2."),
+        model: List[str] = typer.Option([], "--model", help="An extra encoder to analyse (HF directory or "
+                                                            "hub id); repeatable."),
+        task: List[str] = typer.Option([], "--task", help="An extra transfer task with its data, "
+                                                          "NAME=DIR (xnli, pawsx, ner, pos); repeatable."),
+        curves: Optional[bool] = typer.Option(None, "--curves/--no-curves",
+                                              help="Also analyse intermediate checkpoints (metric vs tokens)."),
+        controls: Optional[bool] = typer.Option(None, "--controls/--no-controls",
+                                                help="Majority-class and lexical baselines on the topic task."),
+        config: Optional[Path] = typer.Option(None, help="YAML file of settings (any CompareConfig key)."),
+        set_: List[str] = typer.Option([], "--set", help="Override one setting, KEY=VALUE with dotted keys, "
+                                                         "e.g. --set train.total_tokens=3000000; repeatable."),
+        force: List[str] = typer.Option([], "--force", help="Redo a step (e.g. train, topic, "
+                                                            "train:meta-s0) and what depends on it; repeatable."),
+    ) -> None:
+        """Fetch the default benchmark, pretrain every regime with the same budget, run the whole analysis
+        suite on each model and the controls, and write report.html + report.md."""
+        from metaxlm import config as cfg
+        from metaxlm.compare import _merge, compare, resolve_config
+
+        overrides: dict = cfg.load_yaml(config) if config else {}
+        cli_values = {
+            "data": str(data) if data else None,
+            "languages": _csv(languages),
+            "regimes": _csv(regimes),
+            "seeds": [int(s) for s in _csv(seeds)] if seeds else None,
+            "models": list(model) or None,
+            "curves": curves,
+            "controls": controls,
+        }
+        if task:
+            pairs = {}
+            for t in task:
+                if "=" not in t:
+                    raise UserError(f"--task {t!r}: expected NAME=DIR, e.g. --task xnli=data/xnli")
+                name, d = t.split("=", 1)
+                pairs[name] = d
+            cli_values["tasks"] = pairs
+        overrides = _merge(overrides, {k: v for k, v in cli_values.items() if v is not None})
+        overrides = _merge(overrides, _parse_set(set_))
+        resolved = resolve_config(preset, overrides)
+        target = out or Path("runs") / f"compare-{preset}"
+        report = compare(resolved, target, force=tuple(force))
+        _summary(target, report)
+
+    _ = compare_cmd
+
+
+def _summary(cmp: Path, report: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from metaxlm.compare import step_table
+
+    console = Console()
+    table = Table(title=f"metaxlm compare: {cmp}")
+    for col in ("step", "status", "seconds"):
+        table.add_column(col)
+    for row in step_table(cmp):
+        secs = row.get("seconds")
+        table.add_row(row["step"], "skipped (done before)" if row.get("skipped") else row.get("status", ""),
+                      "" if secs is None else f"{secs:.0f}")
+    console.print(table)
+    headline = cmp / "headline.md"
+    if headline.is_file():
+        console.print(headline.read_text(encoding="utf-8"))
+    console.print(f"[bold]report:[/bold] {report}  (Markdown twin: {report.with_suffix('.md')})")

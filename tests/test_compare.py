@@ -1,0 +1,109 @@
+"""`metaxlm compare --preset smoke` end to end through the CLI, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+BENCH = FIXTURES / "bench"
+
+
+def _steps(cmp: Path) -> dict:
+    return json.loads((cmp / "steps.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One smoke comparison shared by the tests below (it is the expensive part)."""
+    from typer.testing import CliRunner
+
+    from metaxlm.cli import app
+
+    cmp = tmp_path_factory.mktemp("cmp") / "smoke"
+    r = CliRunner().invoke(app, ["compare", "--preset", "smoke", "--data", str(BENCH), "--out", str(cmp)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    return cmp, r.output
+
+
+def test_smoke_comparison_writes_everything(smoke):
+    cmp, output = smoke
+    assert (cmp / "report.html").is_file() and (cmp / "report.md").is_file()
+    steps = _steps(cmp)
+    assert all(v["status"] == "done" for v in steps.values()), steps
+    for regime in ("single", "meta", "en-only", "none"):
+        assert (cmp / "train" / f"{regime}-s0" / "checkpoints" / "final" / "config.json").is_file()
+        for sub in ("eval/topic", "eval/tatoeba", "eval/bucc", "probe/align"):
+            run = cmp / sub / f"{regime}-s0"
+            assert json.loads((run / "meta.json").read_text())["status"] == "done", run
+    for control in ("majority", "lexical"):
+        assert (cmp / "eval" / "topic" / control / "results" / "topic.json").is_file()
+    assert (cmp / "probe" / "pair" / "meta-s0--single-s0" / "results").is_dir()
+    assert json.loads((cmp / "meta.json").read_text())["status"] == "done"
+    assert "report" in output
+
+
+def test_rerun_skips_finished_steps(smoke, cli):
+    cmp, _ = smoke
+    before = (cmp / "train" / "meta-s0" / "meta.json").read_text()
+    r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", cmp)
+    assert r.exit_code == 0, r.output
+    assert all(v.get("skipped") for k, v in _steps(cmp).items() if k not in ("data", "report"))
+    assert (cmp / "train" / "meta-s0" / "meta.json").read_text() == before
+
+
+def test_interrupted_step_is_redone_and_training_kept(smoke, cli, monkeypatch, tmp_path):
+    import shutil
+
+    import metaxlm.compare as C
+
+    cmp, _ = smoke
+    copy = tmp_path / "cmp"
+    shutil.copytree(cmp, copy)
+    # force the align steps, and interrupt the first one
+    calls = {"n": 0}
+    real = C._align
+
+    def interrupted(c, out):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            (out / "partial").mkdir(parents=True)
+            raise KeyboardInterrupt
+        return real(c, out)
+
+    monkeypatch.setattr(C, "_align", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy, "--force", "align")
+    assert json.loads((copy / "meta.json").read_text())["status"] == "failed"
+    train_meta = (copy / "train" / "meta-s0" / "meta.json").read_text()
+    r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy)
+    assert r.exit_code == 0, r.output
+    assert json.loads((copy / "meta.json").read_text())["status"] == "done"
+    assert (copy / "train" / "meta-s0" / "meta.json").read_text() == train_meta  # not retrained
+    assert not (copy / "probe" / "align" / "single-s0" / "partial").exists()
+    assert list((copy / "replaced").iterdir())  # forced outputs were moved aside, not overwritten
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--preset", "huge"], "unknown preset 'huge'"),
+    (["--set", "train.bogus=1"], "unknown key 'bogus'"),
+    (["--set", "topic.epochs=many"], "expected an integer"),
+    (["--regimes", "single", "--force", "nonsense"], "--force nonsense: no such step"),
+])
+def test_bad_input(cli, tmp_path, args, needle):
+    out = tmp_path / "c"
+    r = cli("compare", "--data", BENCH, "--out", out, *args)
+    assert r.exit_code == 2, r.output
+    assert needle in r.output
+    if "force" not in args:
+        assert not out.exists()  # nothing half-written
+
+
+def test_different_settings_are_refused(smoke, cli):
+    cmp, _ = smoke
+    r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", cmp, "--set", "train.lr=0.5")
+    assert r.exit_code == 2 and "different settings" in r.output
