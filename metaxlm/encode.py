@@ -201,11 +201,8 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
 
     from metaxlm import progress
 
-    tok = load_tokenizer(ref)
-    model = _load_quietly(ref)
-    check_tokenizer_matches(tok, model.config, ref.spec)
     dev = _device(device)
-    model.to(dev).eval()
+    tok, model = _load(ref, dev)
     n_layers = num_layers(ref)
     hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
     out = {p: np.zeros((n_layers + 1, len(sentences), hidden), dtype=np.float32) for p in poolings}
@@ -262,13 +259,38 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
     return out
 
 
+_loaded: dict = {}  # the last model loaded: {"key": ..., "model": ..., "tokenizer": ...}
+
+
+def clear_loaded() -> None:
+    """Forget the model kept in memory between :func:`encode_layers` calls."""
+    _loaded.clear()
+
+
+def _load(ref: ModelRef, device):
+    """(tokenizer, model on ``device``, eval mode); the last one is kept so a sweep loads it once."""
+    key = (json.dumps(model_identity(ref), sort_keys=True), str(device))
+    if _loaded.get("key") != key:
+        _loaded.clear()
+        tok = load_tokenizer(ref)
+        model = _load_quietly(ref)
+        check_tokenizer_matches(tok, model.config, ref.spec)
+        model.to(device).eval()
+        _loaded.update(key=key, model=model, tokenizer=tok)
+    return _loaded["tokenizer"], _loaded["model"]
+
+
 def _load_quietly(ref: ModelRef):
     """AutoModel (base encoder) for ``ref``; MLM heads in checkpoints are dropped without a warning."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         return load_model(ref)
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()

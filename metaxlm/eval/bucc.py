@@ -1,0 +1,211 @@
+"""``metaxlm eval bucc``: BUCC-style parallel sentence mining for any encoder.
+
+For each language, sentences of both pools are embedded (every layer, each pooling), candidates are
+mined with margin scoring (Artetxe & Schwenk 2019; :mod:`metaxlm.eval.retrieval`), and:
+
+- the headline layer/pooling is the one with the best mean **dev** F1 (or fixed with ``layer``);
+- the threshold is the one maximising F1 on the **dev** gold; it is applied to **test**, giving the
+  reported precision, recall and F1;
+- ``average_precision`` is threshold-free (test ranking, recall over all test gold pairs);
+- ``oracle_f1`` / ``oracle_threshold`` tune the threshold on test itself — an upper bound, labelled
+  as such, never the headline.
+
+With ``dedup`` (default) identical sentences are embedded and mined once, and a mined pair stands
+for every id pair holding those two texts.
+
+Result: ``RUN/results/bucc.json`` (docs/results.md, ``kind: "bucc"``), ``RUN/plots/bucc-layers.png``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import numpy as np
+
+from metaxlm import rundir
+from metaxlm.config import to_dict
+from metaxlm.errors import UserError
+from metaxlm.eval import retrieval as R
+from metaxlm.eval.bitext_formats import MiningSet, files_hash, load_bucc
+from metaxlm.eval.tatoeba import check_common, choose_headline, default_out, plot_sweep
+
+
+@dataclass(frozen=True)
+class BuccConfig:
+    model: str
+    data: Optional[Path] = None  # benchmark directory (mining/) or BUCC 2018 files; default benchmark
+    languages: tuple[str, ...] = ()
+    dev_split: str = "dev"  # BUCC 2018 names it "sample" or "training"
+    test_split: str = "test"
+    poolings: tuple[str, ...] = ("mean", "cls")
+    layer: Optional[int] = None
+    margin: Literal["ratio", "distance", "absolute"] = "ratio"
+    k: int = 4
+    retrieval: Literal["fwd", "bwd", "intersect", "max"] = "max"
+    dedup: bool = True
+    sweep: bool = True  # with a fixed layer, still record dev F1 at every layer
+    batch_size: int = 64
+    max_length: int = 128
+    exclude_special: bool = False
+    device: Optional[str] = None
+
+    def __post_init__(self):
+        check_common(self.poolings, self.layer, self.batch_size, self.max_length)
+        if self.k < 1:
+            raise UserError(f"k must be at least 1, got {self.k}")
+        if self.dev_split == self.test_split:
+            raise UserError(f"the dev split and the test split are both {self.dev_split!r}: the threshold must "
+                            "be tuned on other data than it is scored on")
+
+
+@dataclass
+class Mined:
+    """Candidates of one split in id space: pairs (xx index, en index), scores, correctness."""
+
+    pairs: np.ndarray
+    scores: np.ndarray
+    correct: np.ndarray
+    n_gold: int
+
+
+def _pool_texts(texts: list[str], dedup: bool) -> tuple[list[str], list[list[int]]]:
+    if not dedup:
+        return texts, [[i] for i in range(len(texts))]
+    firsts, groups = R.dedup_texts(texts)
+    return [texts[i] for i in firsts], groups
+
+
+def mine_split(ms: MiningSet, ex: np.ndarray, ee: np.ndarray, groups: tuple[list, list], config: BuccConfig) -> Mined:
+    """Mine pairs between the (possibly deduplicated) pools and mark which are gold."""
+    pairs, scores = R.compute_mined_pairs(ex, ee, k=config.k, margin=config.margin, retrieval=config.retrieval)
+    pairs, scores = R.expand_dedup_pairs(pairs, scores, groups[0], groups[1])
+    xi = {x: i for i, x in enumerate(ms.xx_ids)}
+    ei = {e: i for i, e in enumerate(ms.en_ids)}
+    gold = {(xi[a], ei[b]) for a, b in ms.gold}
+    correct = np.array([(a, b) in gold for a, b in pairs.tolist()], bool)
+    return Mined(pairs, scores, correct, len(gold))
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def score_language(dev: Mined, test: Mined) -> dict:
+    """Dev-tuned threshold applied to test, threshold-free AP, and the labelled test-tuned oracle."""
+    tuned = R.compute_best_threshold(dev.scores, dev.correct, dev.n_gold)
+    applied = R.compute_prf(test.scores, test.correct, test.n_gold, tuned["threshold"])
+    oracle = R.compute_best_threshold(test.scores, test.correct, test.n_gold)
+    return {
+        "threshold": _finite(tuned["threshold"]),
+        "precision": applied["precision"],
+        "recall": applied["recall"],
+        "f1": applied["f1"],
+        "average_precision": R.compute_average_precision(test.scores, test.correct, test.n_gold),
+        "oracle_f1": oracle["f1"],
+        "oracle_threshold": _finite(oracle["threshold"]),
+        "n_gold": test.n_gold,
+        "n_candidates": int(len(test.scores)),
+        "n_extracted": applied["n_extracted"],
+        "dev_f1": tuned["f1"],
+        "dev_n_gold": dev.n_gold,
+    }
+
+
+def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
+    """Evaluate, write the run directory, return its path."""
+    from metaxlm.encode import check_layer, encode_layers, num_layers
+    from metaxlm.models import resolve_model
+    from metaxlm.paths import default_benchmark_dir
+
+    t0 = time.time()
+    ref = resolve_model(config.model)
+    check_layer(ref, config.layer)
+    d = Path(config.data) if config.data is not None else default_benchmark_dir()
+    if not d.is_dir():
+        hint = ("build it with 'metaxlm data build' or pass --data" if config.data is None
+                else "give a benchmark directory or a directory of BUCC files")
+        raise UserError(f"{d} does not exist: {hint}")
+    sets = load_bucc(d, config.languages or None, dev_split=config.dev_split, test_split=config.test_split)
+    no_dev = [lang for lang, by in sets.items() if "dev" not in by]
+    if no_dev:
+        raise UserError(f"{d}: no {no_dev[0]}-en.{config.dev_split}.gold: the threshold is tuned on dev gold, "
+                        "never on test; name the split that has gold with --dev-split")
+    files = [f for by in sets.values() for s in by.values() for f in s.files]
+    data = {"source": "benchmark/mining" if (d / "mining").is_dir() else "bucc2018",
+            "data_dir": str(d / "mining") if (d / "mining").is_dir() else str(d), "data_hash": files_hash(files),
+            "dev_split": config.dev_split, "test_split": config.test_split}
+    n_layers = num_layers(ref)
+    run = rundir.create(out or default_out("bucc", ref.label), config, kind="eval", seed=None,
+                        extra_meta={"command": "eval bucc", "model": ref.describe()})
+    try:
+        def encode(texts, desc):
+            return encode_layers(ref, texts, config.poolings, batch_size=config.batch_size,
+                                 max_length=config.max_length, exclude_special=config.exclude_special,
+                                 device=config.device, desc=desc)
+
+        emb: dict = {}
+        for lang, by in sets.items():
+            for split, ms in by.items():
+                xt, xg = _pool_texts(ms.xx, config.dedup)
+                et, eg = _pool_texts(ms.en, config.dedup)
+                emb[lang, split] = (encode(xt, f"encode {lang} {split}"), encode(et, f"encode en ({lang} {split})"),
+                                    (xg, eg))
+        layers = range(n_layers + 1) if (config.layer is None or config.sweep) else []
+        sweep: dict = {p: {} for p in config.poolings}
+        dev_curves: dict = {p: [] for p in config.poolings}
+        for p in config.poolings:
+            for lang in sets:
+                ex, ee, groups = emb[lang, "dev"]
+                curve = []
+                for li in layers:
+                    m = mine_split(sets[lang]["dev"], ex[p][li], ee[p][li], groups, config)
+                    curve.append(R.compute_best_threshold(m.scores, m.correct, m.n_gold)["f1"])
+                if curve:
+                    sweep[p][lang] = {"dev": curve}
+                    dev_curves[p].append(curve)
+        headline = choose_headline(dev_curves, config.poolings, config.layer)
+        hl, hp = headline["layer"], headline["pooling"]
+        scores = {}
+        for lang in sets:
+            mined = {}
+            for split in ("dev", "test"):
+                ex, ee, groups = emb[lang, split]
+                mined[split] = mine_split(sets[lang][split], ex[hp][hl], ee[hp][hl], groups, config)
+            scores[lang] = score_language(mined["dev"], mined["test"])
+        mean = {k: float(np.mean([scores[lang][k] for lang in scores]))
+                for k in ("f1", "precision", "recall", "average_precision", "oracle_f1")}
+        payload = {
+            "kind": "bucc",
+            "model": ref.describe(),
+            "data": data,
+            "config": {**to_dict(config), "pooling": hp, "num_layers": n_layers},
+            "headline": headline,
+            "languages": list(sets),
+            "scores": scores,
+            "mean": mean,
+            "sweep": {p: v for p, v in sweep.items() if v},
+            "conventions": {
+                "threshold": "margin score cut-off chosen to maximise F1 on the dev gold; pairs with "
+                             "score >= threshold are extracted (null: no correct dev candidate)",
+                "precision/recall/f1": "test, with the dev-tuned threshold; recall over all test gold pairs",
+                "average_precision": "threshold-free: area under the test precision-recall curve of the ranked "
+                                     "candidates, recall over all test gold pairs",
+                "oracle_f1": "ORACLE: best F1 with the threshold tuned on test itself (upper bound, not a result)",
+                "sweep": "dev F1 at the best dev threshold (per layer and pooling)",
+            },
+            "timing": {"seconds": round(time.time() - t0, 3)},
+            "versions": rundir.library_versions(),
+        }
+        run.write_result("bucc", payload)
+        if payload["sweep"]:
+            plot_sweep(run.path / "plots" / "bucc-layers.png", payload["sweep"], headline,
+                       ylabel="dev F1 (best dev threshold)", title=f"BUCC mining by layer — {ref.label}")
+        run.done(summary={"f1": mean["f1"], "headline": headline})
+    except BaseException as e:
+        run.failed(f"{type(e).__name__}: {e}")
+        raise
+    return run.path

@@ -1,0 +1,240 @@
+"""``metaxlm eval tatoeba``: Tatoeba-style bitext retrieval for any encoder, every layer, both poolings.
+
+Every layer × pooling is swept (cosine top-1 accuracy, mean of both directions) on dev and test and
+stored; the headline layer and pooling are chosen on **dev** (mean over languages) or fixed with
+``layer`` (then the first of ``poolings`` is the headline pooling) — never on test. At the headline
+all conventions of :data:`metaxlm.eval.retrieval.TATOEBA_CONVENTIONS` are reported on test.
+
+Result: ``RUN/results/tatoeba.json`` (docs/results.md, ``kind: "tatoeba"``) and
+``RUN/plots/tatoeba-layers.png``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from metaxlm import rundir
+from metaxlm.config import to_dict
+from metaxlm.errors import UserError
+from metaxlm.eval import retrieval as R
+from metaxlm.eval.bitext_formats import (ParallelSet, files_hash, is_tatoeba_dir, load_benchmark_parallel,
+                                         load_pair, load_tatoeba_dir)
+
+DEV_PAIR = "dev-pair"  # sweep key of a dev pair shared by several languages
+
+
+@dataclass(frozen=True)
+class TatoebaConfig:
+    model: str
+    data: Optional[Path] = None  # benchmark or LASER Tatoeba directory (default: the default benchmark)
+    src: Optional[Path] = None  # line-aligned pair instead of a directory: xx side ...
+    tgt: Optional[Path] = None  # ... and English side
+    dev_src: Optional[Path] = None  # a dev pair to choose the layer on
+    dev_tgt: Optional[Path] = None
+    languages: tuple[str, ...] = ()  # empty: every language found (with src/tgt: the pair's code)
+    poolings: tuple[str, ...] = ("mean", "cls")
+    layer: Optional[int] = None  # fix the headline layer instead of choosing it on dev
+    margin_k: int = 4
+    batch_size: int = 64
+    max_length: int = 128
+    exclude_special: bool = False
+    device: Optional[str] = None
+
+    def __post_init__(self):
+        check_common(self.poolings, self.layer, self.batch_size, self.max_length)
+        if self.margin_k < 1:
+            raise UserError(f"margin_k must be at least 1, got {self.margin_k}")
+        if (self.src is None) != (self.tgt is None):
+            raise UserError("give both --src (xx sentences) and --tgt (English sentences), or neither")
+        if (self.dev_src is None) != (self.dev_tgt is None):
+            raise UserError("give both --dev-src and --dev-tgt, or neither")
+        if self.src is not None and self.data is not None:
+            raise UserError("give either a data directory or --src/--tgt files, not both")
+        if self.src is not None and len(self.languages) > 1:
+            raise UserError("--src/--tgt hold one language: give at most one --lang")
+
+
+def check_common(poolings, layer, batch_size, max_length) -> None:
+    from metaxlm.encode import POOLINGS
+
+    if not poolings:
+        raise UserError("give at least one pooling")
+    bad = [p for p in poolings if p not in POOLINGS]
+    if bad:
+        raise UserError(f"unknown pooling {bad[0]!r}; choose from {', '.join(POOLINGS)}")
+    if layer is not None and layer < 0:
+        raise UserError(f"--layer must be 0 (embeddings) or more, got {layer}")
+    if batch_size < 1 or max_length < 2:
+        raise UserError("batch_size must be at least 1 and max_length at least 2")
+
+
+def default_out(command: str, label: str) -> Path:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in label) or "model"
+    return Path("runs") / f"{command}-{safe}-{stamp}"
+
+
+def _load(config: TatoebaConfig) -> tuple[dict[str, dict[str, ParallelSet]], dict[str, ParallelSet], dict]:
+    """(per-language sets by split, extra dev sets by sweep key, data description)."""
+    from metaxlm.paths import default_benchmark_dir
+
+    extra: dict[str, ParallelSet] = {}
+    if config.src is not None:
+        lang = config.languages[0] if config.languages else "xx"
+        sets = {lang: {"test": load_pair(config.src, config.tgt, lang=lang, split="test")}}
+        source, data_dir = "pair", str(Path(config.src).parent)
+    else:
+        d = Path(config.data) if config.data is not None else default_benchmark_dir()
+        if not d.is_dir():
+            hint = ("build it with 'metaxlm data build' or pass a data directory"
+                    if config.data is None else "give a benchmark directory, a Tatoeba directory or --src/--tgt")
+            raise UserError(f"{d} does not exist: {hint}")
+        if (d / "parallel").is_dir():
+            sets = load_benchmark_parallel(d, config.languages or None)
+            source, data_dir = "benchmark/parallel", str(d / "parallel")
+        elif is_tatoeba_dir(d):
+            sets = load_tatoeba_dir(d, config.languages or None)
+            source, data_dir = "tatoeba", str(d)
+        else:
+            raise UserError(f"{d} holds neither a benchmark (parallel/) nor Tatoeba files "
+                            "(tatoeba.<iso3>-eng.<iso3>); give --src/--tgt for other line-aligned files")
+    for lang, by_split in sets.items():
+        if "test" not in by_split:
+            raise UserError(f"{data_dir}: no test split for {lang}")
+    if config.dev_src is not None:
+        langs = list(sets)
+        if len(langs) == 1:
+            sets[langs[0]]["dev"] = load_pair(config.dev_src, config.dev_tgt, lang=langs[0], split="dev")
+        else:
+            extra[DEV_PAIR] = load_pair(config.dev_src, config.dev_tgt, lang=DEV_PAIR, split="dev")
+    files = [f for by in sets.values() for s in by.values() for f in s.files]
+    files += [f for s in extra.values() for f in s.files]
+    return sets, extra, {"source": source, "data_dir": data_dir, "data_hash": files_hash(files)}
+
+
+def _encode(ref, sentences: list[str], config, desc: str) -> dict[str, np.ndarray]:
+    from metaxlm.encode import encode_layers
+
+    return encode_layers(ref, sentences, config.poolings, batch_size=config.batch_size,
+                         max_length=config.max_length, exclude_special=config.exclude_special,
+                         device=config.device, desc=desc)
+
+
+def choose_headline(dev_curves: dict[str, list[list[float]]], poolings, layer: int | None) -> dict:
+    """Best (pooling, layer) by the mean over dev sets; ``dev_curves[pooling]`` = per-set curves."""
+    if layer is not None:
+        return {"layer": layer, "pooling": poolings[0], "selected_on": "fixed"}
+    best = None
+    for p in poolings:
+        mean = np.mean(np.array(dev_curves[p], dtype=np.float64), axis=0)
+        li = int(np.argmax(mean))
+        if best is None or mean[li] > best[0]:
+            best = (float(mean[li]), li, p)
+    return {"layer": best[1], "pooling": best[2], "selected_on": "dev", "dev_score": best[0]}
+
+
+def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
+    """Evaluate, write the run directory, return its path."""
+    from metaxlm.encode import check_layer, num_layers
+    from metaxlm.models import resolve_model
+
+    t0 = time.time()
+    ref = resolve_model(config.model)
+    check_layer(ref, config.layer)
+    sets, extra, data = _load(config)
+    has_dev = any("dev" in by for by in sets.values()) or bool(extra)
+    if config.layer is None and not has_dev:
+        raise UserError("no dev split to choose the headline layer on (these files have only a test set): "
+                        "pass --layer N to fix it, or a dev pair with --dev-src/--dev-tgt")
+    n_layers = num_layers(ref)
+    run = rundir.create(out or default_out("tatoeba", ref.label), config, kind="eval", seed=None,
+                        extra_meta={"command": "eval tatoeba", "model": ref.describe()})
+    try:
+        sweep: dict = {p: {} for p in config.poolings}
+        dev_curves: dict[str, list] = {p: [] for p in config.poolings}
+        test_emb: dict[str, tuple[dict, dict]] = {}
+        items = [(lang, split, s) for lang, by in sets.items() for split, s in sorted(by.items())]
+        items += [(key, "dev", s) for key, s in extra.items()]
+        for lang, split, s in items:
+            ex = _encode(ref, s.xx, config, f"encode {lang} {split}")
+            ee = _encode(ref, s.en, config, f"encode en ({lang} {split})")
+            for p in config.poolings:
+                curve = [R.compute_accuracy_cosine(ex[p][li], ee[p][li]) for li in range(n_layers + 1)]
+                sweep[p].setdefault(lang, {})[split] = curve
+                if split == "dev":
+                    dev_curves[p].append(curve)
+            if split == "test":
+                test_emb[lang] = (ex, ee)
+        headline = choose_headline(dev_curves, config.poolings, config.layer)
+        hl, hp = headline["layer"], headline["pooling"]
+        scores = {}
+        for lang, (ex, ee) in test_emb.items():
+            s = sets[lang]["test"]
+            scores[lang] = R.compute_tatoeba(ex[hp][hl], ee[hp][hl], k=config.margin_k, x_texts=s.xx, y_texts=s.en)
+        keys = list(next(iter(scores.values())))
+        mean = {k: float(np.mean([scores[lang][k] for lang in scores])) for k in keys}
+        payload = {
+            "kind": "tatoeba",
+            "model": ref.describe(),
+            "data": data,
+            "config": {**to_dict(config), "num_layers": n_layers},
+            "headline": headline,
+            "languages": list(sets),
+            "scores": scores,
+            "mean": mean,
+            "sweep": sweep,
+            "conventions": R.TATOEBA_CONVENTIONS,
+            "timing": {"seconds": round(time.time() - t0, 3)},
+            "versions": rundir.library_versions(),
+        }
+        run.write_result("tatoeba", payload)
+        plot_sweep(run.path / "plots" / "tatoeba-layers.png", sweep, headline,
+                   ylabel="top-1 accuracy (cosine, mean of both directions)",
+                   title=f"Tatoeba retrieval by layer — {ref.label}",
+                   chance={lang: scores[lang]["chance"] for lang in scores})
+        run.done(summary={"acc_cosine": mean["acc_cosine"], "headline": headline})
+    except BaseException as e:
+        run.failed(f"{type(e).__name__}: {e}")
+        raise
+    return run.path
+
+
+def plot_sweep(path: Path, sweep: dict, headline: dict, *, ylabel: str, title: str,
+               chance: dict | None = None) -> Path:
+    """One panel per pooling: a line per language and split over layers; the headline layer marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pools = list(sweep)
+    fig, axes = plt.subplots(1, len(pools), figsize=(5.5 * len(pools), 4), squeeze=False, sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, p in zip(axes[0], pools):
+        for i, (lang, by_split) in enumerate(sorted(sweep[p].items())):
+            c = colors[i % len(colors)]
+            for split, curve in sorted(by_split.items()):
+                ax.plot(range(len(curve)), curve, color=c, marker="o", ms=3,
+                        linestyle="--" if split == "dev" else "-", label=f"{lang} {split}")
+        if chance:
+            ax.axhline(float(np.mean(list(chance.values()))), color="grey", linestyle=":", label="chance (test)")
+        if p == headline["pooling"]:
+            ax.axvline(headline["layer"], color="black", alpha=0.3,
+                       label=f"headline layer ({headline['selected_on']})")
+        ax.set_title(f"pooling: {p}")
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
