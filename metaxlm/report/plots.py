@@ -1,0 +1,370 @@
+"""Report figures: matplotlib (Agg) → PNG bytes. Each function takes a Collection and returns
+``None`` when its data was not recorded, so a partial result tree simply has fewer figures.
+
+Plotting only draws recorded numbers; lines that average over languages or seeds say so in their
+labels.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from metaxlm.report import verdict as V
+from metaxlm.report.collect import Collection, Run
+
+COLORS = {"single": "#1f77b4", "meta": "#d62728", "en-only": "#2ca02c", "none": "#7f7f7f",
+          "majority": "#000000", "lexical": "#8c564b"}
+_EXTRA = ["#9467bd", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e"]
+PHASE_STYLES = ["-", "--", ":", "-."]
+
+
+@dataclass
+class Figure:
+    name: str  # file stem
+    title: str
+    caption: str
+    png: bytes
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.grid": True, "grid.alpha": 0.3,
+                         "figure.dpi": 100, "savefig.dpi": 100})
+    return plt
+
+
+def color(variant: str, variants: list[str] | None = None) -> str:
+    base = variant.split("@")[0]
+    if base in COLORS and "@" not in variant:
+        return COLORS[base]
+    others = [v for v in (variants or []) if v not in COLORS]
+    i = others.index(variant) if variant in others else sum(map(ord, variant))
+    return _EXTRA[i % len(_EXTRA)]
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _regime(run: Run) -> str:
+    return str(run.meta.get("regime") or run.results.get("pretrain", {}).get("regime") or run.name)
+
+
+def _train_runs(col: Collection) -> list[Run]:
+    runs = [r for r in col.train_runs() if any(m.get("type") in ("train", "val") for m in r.metrics)]
+    order = {v: i for i, v in enumerate(col.variants())}
+    return sorted(runs, key=lambda r: (order.get(_regime(r), 99), str(r.meta.get("seed")), r.name))
+
+
+# -- training curves ----------------------------------------------------------------------------
+def training_loss(col: Collection) -> Figure | None:
+    runs = [r for r in _train_runs(col) if any(m.get("type") == "train" for m in r.metrics)]
+    if not runs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    phases_seen: list[str] = []
+    labelled: set[str] = set()
+    for r in runs:
+        regime = _regime(r)
+        pts = [m for m in r.metrics if m.get("type") == "train" and m.get("loss") is not None]
+        segs: dict[str, list] = {}
+        for m in pts:
+            segs.setdefault(str(m.get("phase") or "train"), []).append(m)
+        for ph, ms in segs.items():
+            if ph not in phases_seen:
+                phases_seen.append(ph)
+            x = [m.get("tokens_seen", m.get("step")) for m in ms]
+            y = [m["loss"] for m in ms]
+            lab = f"{regime} · {ph}"
+            ax.plot(x, y, PHASE_STYLES[phases_seen.index(ph) % 4], color=color(regime, col.variants()),
+                    alpha=0.8, lw=1.2, label=None if lab in labelled else lab)
+            labelled.add(lab)
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("training MLM loss")
+    ax.set_title("Training loss by phase (one line per pretraining run; line style = phase)")
+    ax.legend(fontsize=8, ncol=2)
+    return Figure("training-loss", "Training loss by phase",
+                  "MLM loss over tokens seen, from each training run's metrics.jsonl; colour = regime, "
+                  "line style = phase.", _png(fig))
+
+
+def validation_loss(col: Collection) -> Figure | None:
+    runs = [r for r in _train_runs(col) if any(m.get("type") == "val" for m in r.metrics)]
+    if not runs:
+        return None
+    by_regime: dict[str, Run] = {}
+    for r in runs:  # first seed of each regime
+        by_regime.setdefault(_regime(r), r)
+    plt = _plt()
+    n = len(by_regime)
+    fig, axes = plt.subplots(1, n, figsize=(min(13, 3.4 * n + 1), 3.4), sharey=True, squeeze=False)
+    for ax, (regime, r) in zip(axes[0], by_regime.items()):
+        vals = [m for m in r.metrics if m.get("type") == "val" and isinstance(m.get("val_loss"), dict)]
+        langs = sorted({lg for m in vals for lg in m["val_loss"]}, key=lambda x: (x != "en", x))
+        for lg in langs:
+            pts = [(m.get("tokens_seen", m.get("step")), m["val_loss"].get(lg)) for m in vals
+                   if m["val_loss"].get(lg) is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", lw=1.5 if lg == "en" else 1,
+                    label=lg, color="black" if lg == "en" else None)
+        ax.set_title(f"{regime} (seed {r.meta.get('seed', '?')})")
+        ax.set_xlabel("tokens seen")
+    axes[0][0].set_ylabel("validation loss")
+    axes[0][-1].legend(fontsize=8, title="language")
+    return Figure("validation-loss", "Validation loss per language",
+                  "Per-language validation MLM loss over tokens seen (first seed of each regime).", _png(fig))
+
+
+# -- transfer -------------------------------------------------------------------------------------
+def gap_vs_english(col: Collection) -> Figure | None:
+    tasks = col.transfer_tasks()
+    if not tasks:
+        return None
+    task = tasks[0]
+    en_m = V.Metric("x", "english", "", task, read=lambda p, c: V._summary((p.get("gaps") or {}).get("en_score")))
+    gap_m = V.Metric("y", "transfer", "", task,
+                     read=lambda p, c: V._summary((p.get("gaps") or {}).get("transfer_gap_mean")))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    any_pt = False
+    variants = col.variants()
+    for v in variants:
+        es = col.find(v, task)
+        xs, ys = [], []
+        for e in es:
+            x, _ = en_m.value(e.payload)
+            y, _ = gap_m.value(e.payload)
+            if x is not None and y is not None:
+                xs.append(x)
+                ys.append(y)
+        if not xs:
+            continue
+        any_pt = True
+        marker = "s" if v in ("majority", "lexical", "none") else "o"
+        ax.scatter(xs, ys, color=color(v, variants), marker=marker, s=40, alpha=0.75,
+                   label=f"{v} ({len(xs)} seed{'s' if len(xs) != 1 else ''})")
+        if len(xs) > 1:
+            ax.scatter([_mean(xs)], [_mean(ys)], color=color(v, variants), marker="X", s=110, edgecolor="white")
+    if not any_pt:
+        plt.close(fig)
+        return None
+    first = next((e.payload for e in col.entries if e.name == task), None)
+    ax.set_xlabel(f"English {V.task_metric_name(first, 'score')} (en_score)")
+    ax.set_ylabel("transfer gap (en − mean of targets)")
+    ax.set_title(f"{task}: transfer gap vs English score (X = mean over seeds; lower gap is better)")
+    ax.legend(fontsize=8)
+    return Figure("gap-vs-english", "Transfer gap vs English score",
+                  "Each point is one pretraining seed (controls: squares). Up = larger loss when moving from "
+                  "English to the target languages.", _png(fig))
+
+
+# -- retrieval ------------------------------------------------------------------------------------
+def _sweep_lines(col: Collection, name: str, split_pref: tuple[str, ...]) -> dict[str, list[float]]:
+    """variant → per-layer value, averaged over languages (and seeds) of the recorded sweep."""
+    out = {}
+    for v in col.variants():
+        per_seed = []
+        for e in col.find(v, name):
+            sweep = e.payload.get("sweep") or {}
+            pooling = (e.payload.get("headline") or {}).get("pooling") or next(iter(sweep), None)
+            by_lang = sweep.get(pooling) or {}
+            rows = []
+            for lg, splits in by_lang.items():
+                if not isinstance(splits, dict):
+                    continue
+                for sp in split_pref:
+                    if isinstance(splits.get(sp), list):
+                        rows.append(splits[sp])
+                        break
+            if rows:
+                L = min(len(r) for r in rows)
+                per_seed.append([_mean([r[i] for r in rows]) for i in range(L)])
+        if per_seed:
+            L = min(len(r) for r in per_seed)
+            out[v] = [_mean([r[i] for r in per_seed]) for i in range(L)]
+    return out
+
+
+def retrieval_by_layer(col: Collection) -> Figure | None:
+    tat = _sweep_lines(col, "tatoeba", ("test", "dev"))
+    bucc = _sweep_lines(col, "bucc", ("test", "dev"))
+    panels = [(k, d) for k, d in (("Tatoeba accuracy (cosine)", tat), ("BUCC F1 (dev)", bucc)) if d]
+    if not panels:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 0.5, 3.6), squeeze=False)
+    variants = col.variants()
+    for ax, (title, d) in zip(axes[0], panels):
+        for v, ys in d.items():
+            ax.plot(range(len(ys)), ys, marker="o", ms=3, color=color(v, variants), label=v)
+        if title.startswith("Tatoeba"):
+            ch = next((e.payload.get("mean", {}).get("chance") for e in col.entries if e.name == "tatoeba"
+                       and (e.payload.get("mean") or {}).get("chance") is not None), None)
+            if ch is not None:
+                ax.axhline(ch, color="black", ls=":", lw=1, label=f"chance ({ch:.3g})")
+        ax.set_title(f"{title} by layer, mean over languages")
+        ax.set_xlabel("layer (0 = embeddings)")
+        ax.legend(fontsize=8)
+    return Figure("retrieval-by-layer", "Tatoeba / BUCC by layer",
+                  "Layer sweeps as recorded (Tatoeba: test split when recorded, else dev; headline pooling), "
+                  "averaged over languages and seeds.", _png(fig))
+
+
+# -- alignment ------------------------------------------------------------------------------------
+def cka_by_layer(col: Collection) -> Figure | None:
+    variants = [v for v in col.variants() if col.find(v, "align")]
+    if not variants:
+        return None
+    plt = _plt()
+    n = len(variants)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols + 0.6, 3.0 * rows + 0.3), sharey=True,
+                             squeeze=False)
+    for i, v in enumerate(variants):
+        ax = axes[i // cols][i % cols]
+        es = col.find(v, "align")
+        langs = sorted({lg for e in es for lg in (e.payload.get("cka") or {})})
+        layers = es[0].payload.get("layers") or []
+        for lg in langs:
+            seqs = [((e.payload.get("cka") or {}).get(lg) or {}).get("values") for e in es]
+            seqs = [s for s in seqs if s]
+            if not seqs:
+                continue
+            L = min(len(s) for s in seqs)
+            ax.plot(layers[:L] if len(layers) >= L else range(L), [_mean([s[j] for s in seqs]) for j in range(L)],
+                    lw=1, alpha=0.8, label=lg)
+        means = [e.payload.get("mean_cka") for e in es if e.payload.get("mean_cka")]
+        if means:
+            L = min(len(m) for m in means)
+            ax.plot(layers[:L] if len(layers) >= L else range(L), [_mean([m[j] for m in means]) for j in range(L)],
+                    color="black", lw=2.2, label="mean")
+        ax.set_title(f"{v} ({len(es)} seed{'s' if len(es) != 1 else ''})", color=color(v, col.variants()))
+        ax.set_xlabel("layer")
+        if i % cols == 0:
+            ax.set_ylabel("CKA en↔xx")
+        ax.set_ylim(0, 1.02)
+        if i == 0:
+            ax.legend(fontsize=7)
+    for j in range(n, rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    return Figure("cka-by-layer", "CKA en↔xx by layer",
+                  "Linear CKA between English and each language's representations of the same sentences, per "
+                  "layer (mean over seeds); black = mean over languages. The `none` panel is the random-encoder "
+                  "reference.", _png(fig))
+
+
+def cka_heatmaps(col: Collection) -> list[Figure]:
+    out = []
+    for k, e in enumerate(col.pairs):
+        matrix = e.payload.get("matrix")
+        models = e.payload.get("models") or [{}, {}]
+        if not matrix or not isinstance(matrix, list):
+            continue
+        plt = _plt()
+        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+        im = ax.imshow(matrix, origin="lower", vmin=0, vmax=1, cmap="viridis")
+        a = (models[0] or {}).get("label", "A")
+        b = (models[1] or {}).get("label", "B") if len(models) > 1 else "B"
+        ax.set_ylabel(f"{a} layer")
+        ax.set_xlabel(f"{b} layer")
+        ax.grid(False)
+        for i, row in enumerate(matrix):
+            for j, x in enumerate(row):
+                if x is not None and len(matrix) <= 13:
+                    ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if x < 0.6 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(f"CKA {a} × {b} (English sentences)")
+        out.append(Figure(f"cka-pair-{k + 1}", f"Model × model CKA: {a} vs {b}",
+                          "Linear CKA between every layer of one model and every layer of the other on the same "
+                          "English sentences.", _png(fig)))
+    return out
+
+
+# -- curves over pretraining ------------------------------------------------------------------
+def _final_tokens(e) -> int | None:
+    run = e.train_run
+    if run is None:
+        return None
+    pre = run.results.get("pretrain") or {}
+    for c in pre.get("checkpoints") or []:
+        if c.get("name") == "final" and c.get("tokens_seen") is not None:
+            return int(c["tokens_seen"])
+    ts = pre.get("tokens_seen")
+    if isinstance(ts, dict) and ts:
+        return int(sum(v for v in ts.values() if isinstance(v, (int, float))))
+    return None
+
+
+def curves(col: Collection) -> Figure | None:
+    if not col.curves:
+        return None
+    tasks = col.transfer_tasks()
+    t = tasks[0] if tasks else None
+    specs = []
+    if t:
+        specs.append((f"{t} mean target score", t, lambda p, c: V._summary((p.get("gaps") or {}).get("target_mean"))))
+        specs.append((f"{t} English score", t, lambda p, c: V._summary((p.get("gaps") or {}).get("en_score"))))
+    specs.append(("Tatoeba accuracy", "tatoeba", lambda p, c: V._summary((p.get("mean") or {}).get("acc_cosine"))))
+    specs.append(("mean CKA en↔xx (last layer)", "align",
+                  lambda p, c: V._summary((p.get("mean_cka") or [None])[-1])))
+    specs = [s for s in specs if any(e.name == s[1] for e in col.curves)]
+    if not specs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(specs), figsize=(3.6 * len(specs) + 0.6, 3.4), squeeze=False)
+    variants = col.variants()
+    for ax, (title, name, read) in zip(axes[0], specs):
+        m = V.Metric("c", "", title, name, read=read)
+        for v in variants:
+            pts: dict[int, list[float]] = {}
+            for e in col.curves + col.entries:
+                if e.variant != v or e.name != name:
+                    continue
+                tok = e.tokens if e.tokens is not None else _final_tokens(e)
+                if tok is None:
+                    continue
+                x, _ = m.value(e.payload)
+                if x is not None:
+                    pts.setdefault(tok, []).append(x)
+            if len(pts) < 2:
+                continue
+            xs = sorted(pts)
+            ax.plot(xs, [_mean(pts[x]) for x in xs], marker="o", ms=3, color=color(v, variants), label=v)
+        ax.set_title(title)
+        ax.set_xlabel("tokens seen")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return Figure("curves", "Metrics over pretraining",
+                  "Each metric at intermediate checkpoints (tokens-N) and at the end of pretraining, per regime "
+                  "(mean over the seeds evaluated at that point).", _png(fig))
+
+
+def all_figures(col: Collection) -> list[Figure]:
+    figs = []
+    for f in (training_loss, validation_loss, gap_vs_english, retrieval_by_layer, cka_by_layer):
+        fig = f(col)
+        if fig is not None:
+            figs.append(fig)
+    figs.extend(cka_heatmaps(col))
+    c = curves(col)
+    if c is not None:
+        figs.append(c)
+    return figs

@@ -1,0 +1,302 @@
+"""What a report says, independent of its format: tables, verdicts and sentences built from a
+:class:`~metaxlm.report.collect.Collection`. HTML and Markdown render the same :class:`Summary`.
+
+Everything here reads recorded numbers; the only arithmetic is aggregation of per-seed recorded
+values (means over seeds, the Welch interval of :mod:`metaxlm.report.verdict`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metaxlm.report import verdict as V
+from metaxlm.report.collect import CONTROL_LABELS, Collection, Entry
+
+NOT_RUN = V.NOT_RUN
+
+
+@dataclass
+class Row:
+    metric: V.Metric
+    samples: dict[str, V.Sample | None]  # variant → sample (None: not run)
+    verdict: V.RowVerdict
+    chance: float | None
+    ctx_notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    title: str
+    generated_at: str
+    roots: list[str]
+    variants: list[str]  # every variant with results, display order
+    pretrained: list[str]  # variants that are pretrained models (single, meta, en-only, others)
+    rows: list[Row]
+    claim_statements: dict[str, list[str]]  # claim → sentences about the none control
+    what_this_shows: list[str]
+    per_language: dict[str, dict]  # task → {"langs": [...], "metric": str, "cells": {variant: {lang: (score, gap)}}}
+    provenance: list[dict]
+    data_hashes: list[tuple[str, str]]
+    problems: list[str]
+    units: list[str]  # notes on which seeds the intervals are over
+    has_curves: bool
+
+
+def _point(metric: V.Metric, e: Entry, ctx: dict):
+    mean, values = metric.value(e.payload, ctx)
+    return (e.seed, mean, values)
+
+
+def _ctx_for(col: Collection, e: Entry) -> dict:
+    """Extra context to read a metric: the Tatoeba headline layer of the same model and seed."""
+    for t in col.find(e.variant, "tatoeba", e.tokens):
+        if t.seed == e.seed:
+            return {"tatoeba_layer": (t.payload.get("headline") or {}).get("layer")}
+    return {}
+
+
+def sample_for(col: Collection, variant: str, metric: V.Metric, tokens: int | None = None) -> V.Sample | None:
+    entries = col.find(variant, metric.name, tokens)
+    return V.make_sample([_point(metric, e, _ctx_for(col, e)) for e in entries])
+
+
+def chance_for(col: Collection, metric: V.Metric) -> float | None:
+    """Chance level, as recorded: 1/#labels for classification, ``mean.chance`` (1/n) for Tatoeba."""
+    for e in col.entries:
+        if e.name != metric.name:
+            continue
+        if metric.key.endswith((".en_score", ".target_mean")):
+            labels = (e.payload.get("task") or {}).get("labels")
+            if labels:
+                return 1.0 / len(labels)
+        if metric.key == "tatoeba.acc":
+            c = (e.payload.get("mean") or {}).get("chance")
+            if c is not None:
+                return float(c)
+    return None
+
+
+def _majority_fallback(col: Collection, metric: V.Metric) -> V.Sample | None:
+    """Majority-class numbers recorded inside every transfer result (``majority: {lang: x}``), used when
+    no separate majority control result exists."""
+    for e in col.entries:
+        if e.kind != "transfer" or e.name != metric.name or not isinstance(e.payload.get("majority"), dict):
+            continue
+        maj = e.payload["majority"]
+        if metric.key.endswith(".en_score") and maj.get("en") is not None:
+            return V.Sample((float(maj["en"]),), "run")
+        if metric.key.endswith(".target_mean"):
+            t = [float(v) for k, v in maj.items() if k != "en" and v is not None]
+            if t:
+                return V.Sample((sum(t) / len(t),), "run")
+    return None
+
+
+def _provenance(col: Collection) -> list[dict]:
+    out = []
+    for r in col.runs:
+        meta = r.meta
+        if not meta and not r.results:
+            continue
+        wall = None
+        pre = r.results.get("pretrain") or {}
+        if pre.get("wall_seconds") is not None:
+            wall = pre["wall_seconds"]
+        else:
+            secs = [(p.get("timing") or {}).get("seconds") for p in r.results.values()]
+            secs = [s for s in secs if isinstance(s, (int, float))]
+            wall = sum(secs) if secs else None
+        rel = r.path
+        for root in col.roots:
+            try:
+                rel = r.path.relative_to(root)
+                rel = Path(root.name) / rel if str(rel) != "." else Path(root.name)
+                break
+            except ValueError:
+                continue
+        hw = meta.get("hardware") or {}
+        hw_s = ", ".join(f"{k}={v}" for k, v in hw.items()) if isinstance(hw, dict) else str(hw)
+        vers = meta.get("versions") or next((p.get("versions") for p in r.results.values() if p.get("versions")), {})
+        vers_s = ", ".join(f"{k} {v}" for k, v in vers.items()) if isinstance(vers, dict) else str(vers or "")
+        out.append({
+            "run": str(rel), "kind": r.kind or "?", "regime": meta.get("regime") or pre.get("regime") or "",
+            "seed": meta.get("seed") if meta.get("seed") is not None else "",
+            "status": meta.get("status") or "", "results": ", ".join(sorted(r.results)) or "",
+            "git_sha": (meta.get("git_sha") or "")[:12], "created": meta.get("created_at") or "",
+            "wall_s": wall, "hardware": hw_s, "versions": vers_s, "config": r.config_text or "",
+        })
+    return out
+
+
+def _data_hashes(col: Collection) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    for e in col.entries + col.curves:
+        p = e.payload
+        for block in (p.get("task"), p.get("data")):
+            if isinstance(block, dict) and block.get("data_hash"):
+                where = block.get("data_dir") or block.get("source") or e.name
+                seen.setdefault(f"{e.name}: {where}", str(block["data_hash"]))
+    return sorted(seen.items())
+
+
+def _per_language(col: Collection, variants: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for task in col.transfer_tasks():
+        langs: list[str] = []
+        metric = None
+        cells: dict[str, dict] = {}
+        for v in variants:
+            entries = col.find(v, task)
+            if not entries:
+                continue
+            cell: dict[str, tuple] = {}
+            for e in entries:
+                metric = metric or V.task_metric_name(e.payload)
+                for lg in e.payload.get("languages") or list((e.payload.get("scores") or {}).keys()):
+                    if lg not in langs:
+                        langs.append(lg)
+            for lg in langs:
+                m = metric or "accuracy"
+                score = V.make_sample([(e.seed, *V._summary(((e.payload.get("scores") or {}).get(lg) or {}).get(m)))
+                                       for e in entries])
+                gap = V.make_sample([(e.seed, *V._summary(((e.payload.get("gaps") or {}).get("paired_gap") or {})
+                                                          .get(lg))) for e in entries]) if lg != "en" else None
+                cell[lg] = (score, gap)
+            cells[v] = cell
+        if cells:
+            langs = (["en"] if "en" in langs else []) + [x for x in langs if x != "en"]
+            out[task] = {"langs": langs, "metric": metric or "accuracy", "cells": cells}
+    return out
+
+
+def _claim_statements(rows: list[Row], pretrained: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for claim in V.CLAIMS:
+        lines = []
+        for row in rows:
+            if row.metric.claim != claim or not row.metric.control_check:
+                continue
+            none = row.samples.get("none")
+            present = [v for v in pretrained if row.samples.get(v) is not None]
+            if not present:
+                continue
+            if none is None:
+                lines.append(f"{row.metric.label}: the `none` control was not run, so it cannot be said whether "
+                             "pretraining helps.")
+                continue
+            beat = [v for v in present if row.verdict.controls.get(v, ("",))[0] == V.BEATS_CONTROL]
+            fewer = [v for v in present if row.verdict.controls.get(v, ("",))[0] == V.NOT_ENOUGH]
+            below = [v for v in present if v not in beat and v not in fewer]
+            parts = []
+            if beat:
+                parts.append(f"{_join(beat)} beat{'s' if len(beat) == 1 else ''} the `none` control with confidence")
+            if below:
+                parts.append(f"{_join(below)} do{'es' if len(below) == 1 else ''} NOT beat the `none` control "
+                             "with confidence")
+            if fewer:
+                parts.append(f"{_join(fewer)}: too few seeds to say")
+            lines.append(f"{row.metric.label}: " + "; ".join(parts) + ".")
+        out[claim] = lines
+    return out
+
+
+def _join(xs: list[str]) -> str:
+    xs = [f"`{x}`" for x in xs]
+    return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def _what_this_shows(rows: list[Row]) -> list[str]:
+    by_claim: dict[str, list[Row]] = {}
+    for r in rows:
+        by_claim.setdefault(r.metric.claim, []).append(r)
+    out = []
+    below: list[str] = []
+    any_effect = False
+    for claim, title in V.CLAIMS.items():
+        rs = [r for r in by_claim.get(claim, []) if r.verdict.verdict != V.NOT_RUN]
+        if not rs:
+            out.append(f"{title}: not run.")
+            continue
+        main = rs[0]
+        v = main.verdict.verdict
+        d = main.verdict.comparison
+        if v == V.BELOW_CONTROL:
+            out.append(f"{title}: neither `single` nor `meta` beats the randomly initialised `none` control on "
+                       f"{main.metric.label} with confidence, so the difference between regimes "
+                       f"({V.fmt_delta(d)}) says nothing about pretraining.")
+        elif v in (V.BETTER, V.WORSE):
+            any_effect = True
+            out.append(f"{title}: meta-pretraining is {v} than single-phase pretraining on {main.metric.label} "
+                       f"(meta − single {V.fmt_delta(d)}, 95% CI over seeds).")
+        elif v == V.NO_DIFF:
+            out.append(f"{title}: no significant difference between meta and single on {main.metric.label} "
+                       f"(meta − single {V.fmt_delta(d)}).")
+        else:
+            out.append(f"{title}: {v} on {main.metric.label} (meta − single {V.fmt_delta(d)}); run more seeds "
+                       "for an interval.")
+        for r in rs:
+            if r.metric.control_check and r.samples.get("none") is not None and r.verdict.controls and \
+                    all(r.verdict.controls.get(x, ("",))[0] != V.BEATS_CONTROL for x in ("single", "meta")):
+                below.append(r.metric.label)
+    if below:
+        out.append("Pretrained models do not beat the randomly initialised `none` control with confidence on: "
+                   + "; ".join(below) + ". On these metrics this run shows the pipeline, not the effect of "
+                   "pretraining: use a larger budget (e.g. `metaxlm compare --preset gpu`) to measure it.")
+    elif any_effect:
+        out.append("Differences marked better/worse have 95% intervals over seeds that exclude zero; "
+                   "\"no significant difference\" means the interval contains zero, not that the regimes are equal.")
+    return out
+
+
+def build_summary(col: Collection, title: str = "metaxlm comparison report") -> Summary:
+    variants = col.variants()
+    # variants with a pretraining curve only (tokens-N results, no end point) still show in tables
+    pretrained = [v for v in variants if v not in CONTROL_LABELS and v != "none"]
+    tasks = col.transfer_tasks()
+    metric_names = {}
+    for t in tasks:
+        for e in col.entries + col.curves:
+            if e.name == t:
+                metric_names[t] = V.task_metric_name(e.payload, "accuracy")
+                break
+    rows: list[Row] = []
+    units: set[str] = set()
+    for m in V.metrics_for(tasks, col.names(), metric_names):
+        samples = {v: sample_for(col, v, m) for v in variants}
+        if "majority" not in {e.variant for e in col.entries if e.name == m.name} and m.claim != "alignment" \
+                and m.control_check:
+            fb = _majority_fallback(col, m)
+            if fb is not None:
+                samples["majority"] = fb
+        for s in samples.values():
+            if s is not None and s.n >= 2:
+                units.add(s.unit)
+        rows.append(Row(m, samples, V.row_verdict(samples, m.higher_is_better, m.control_check), chance_for(col, m)))
+    all_variants = list(variants)
+    if any("majority" in r.samples for r in rows) and "majority" not in all_variants:
+        all_variants.append("majority")
+    unit_notes = []
+    if "pretraining seeds" in units:
+        unit_notes.append("Intervals are over pretraining seeds (each seed's value is its recorded mean over "
+                          "fine-tuning seeds).")
+    if "fine-tuning seeds" in units:
+        unit_notes.append("Where a regime has one pretraining seed, intervals are over its fine-tuning seeds "
+                          "only: they show fine-tuning noise, not pretraining noise.")
+    return Summary(
+        title=title,
+        generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        roots=[str(r) for r in col.roots],
+        variants=all_variants,
+        pretrained=pretrained,
+        rows=rows,
+        claim_statements=_claim_statements(rows, pretrained),
+        what_this_shows=_what_this_shows(rows),
+        per_language=_per_language(col, [v for v in variants]),
+        provenance=_provenance(col),
+        data_hashes=_data_hashes(col),
+        problems=list(col.problems),
+        units=unit_notes,
+        has_curves=bool(col.curves),
+    )

@@ -1,0 +1,144 @@
+"""The report's tables as plain strings (header + rows), shared by the HTML and Markdown renderers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from metaxlm.report import verdict as V
+from metaxlm.report.summary import Row, Summary
+
+NA = "n/a"  # a control that does not apply to a metric (e.g. majority class for retrieval)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    classes: list[list[str]] = field(default_factory=list)  # per-cell CSS classes (HTML only)
+    note: str = ""
+
+
+def cell(s: V.Sample | None, digits: int = 3) -> str:
+    if s is None or s.mean is None:
+        return V.NOT_RUN
+    if s.n >= 2 and s.ci95 is not None:
+        half = (s.ci95[1] - s.ci95[0]) / 2
+        return f"{s.mean:.{digits}f} ± {half:.{digits}f} (n={s.n})"
+    return f"{s.mean:.{digits}f} (n=1)"
+
+
+def _applies(variant: str, row: Row) -> bool:
+    if variant == "majority":
+        return row.metric.claim != "alignment" and (row.metric.control_check or row.samples.get(variant) is not None)
+    if variant == "lexical":
+        return row.metric.claim != "alignment"
+    return True
+
+
+def _verdict_class(v: str) -> str:
+    return "v-" + v.replace(" ", "-")
+
+
+def _control_text(row: Row, variants: list[str]) -> str:
+    if not row.metric.control_check:
+        return NA
+    if row.samples.get("none") is None:
+        return "none control not run"
+    parts = []
+    for v in variants:
+        if v in row.verdict.controls:
+            status, d = row.verdict.controls[v]
+            word = {V.BEATS_CONTROL: "beats", V.BELOW_CONTROL: "does not beat"}.get(status)
+            parts.append(f"{v} {word} ({V.fmt_delta(d, 3)})" if word else f"{v}: {status}")
+    return "; ".join(parts) or V.NOT_RUN
+
+
+def headline(s: Summary) -> Table:
+    header = ["Claim", "Metric", "single", "meta", "meta − single (95% CI)", "Verdict", "vs `none` control"]
+    rows, classes = [], []
+    for r in s.rows:
+        rows.append([V.CLAIMS[r.metric.claim], r.metric.label, cell(r.samples.get("single")),
+                     cell(r.samples.get("meta")), V.fmt_delta(r.verdict.comparison), r.verdict.verdict,
+                     _control_text(r, ["single", "meta"])])
+        classes.append(["", "", "num", "num", "num", _verdict_class(r.verdict.verdict), "small"])
+    return Table(header, rows, classes, note=f"Interval: {V.METHOD}.")
+
+
+def controls(s: Summary) -> Table:
+    pretrained = [v for v in s.pretrained]
+    ctrl = [v for v in ("none", "majority", "lexical") if v in s.variants]
+    header = ["Metric"] + pretrained + [f"{v} (control)" for v in ctrl] + ["chance"]
+    rows, classes = [], []
+    for r in s.rows:
+        line = [r.metric.label]
+        cls = [""]
+        for v in pretrained:
+            line.append(cell(r.samples.get(v)))
+            st = r.verdict.controls.get(v, ("",))[0]
+            cls.append("num " + ("beats" if st == V.BEATS_CONTROL else "below" if st == V.BELOW_CONTROL else ""))
+        for v in ctrl:
+            line.append(cell(r.samples.get(v)) if _applies(v, r) else NA)
+            cls.append("num ctrl")
+        if r.chance is not None:
+            line.append(f"{r.chance:.3f}")
+        elif r.metric.key == "align.mean_cka":
+            line.append("see none")
+        else:
+            line.append(NA)
+        cls.append("num ctrl")
+        rows.append(line)
+        classes.append(cls)
+    return Table(header, rows, classes,
+                 note="Green: beats the `none` control with confidence (Welch 95% interval of model − none above "
+                      "zero); red: does not. Chance: 1/#labels (classification), 1/n (Tatoeba); for CKA the "
+                      "reference is the random-init `none` encoder.")
+
+
+def per_language(s: Summary, task: str) -> Table:
+    d = s.per_language[task]
+    variants = [v for v in s.variants if v in d["cells"]]
+    header = ["Language"] + [f"{v}" for v in variants]
+    rows, classes = [], []
+    for lg in d["langs"]:
+        line, cls = [lg], [""]
+        for v in variants:
+            score, gap = d["cells"][v].get(lg, (None, None))
+            text = cell(score)
+            if lg != "en" and gap is not None:
+                text += f"; gap {cell(gap)}"
+            line.append(text)
+            cls.append("num wrap")
+        rows.append(line)
+        classes.append(cls)
+    return Table(header, rows, classes,
+                 note=f"Each cell: {d['metric']} on that language; gap = paired gap, the English score minus the "
+                      "target-language score on the same (translated) test items, as recorded per fine-tuning seed "
+                      "(lower is better). ± is the 95% t-interval over seeds.")
+
+
+def _fmt_secs(x) -> str:
+    if not isinstance(x, (int, float)):
+        return ""
+    if x >= 3600:
+        return f"{x / 3600:.1f} h"
+    if x >= 60:
+        return f"{x / 60:.1f} min"
+    return f"{x:.1f} s"
+
+
+def provenance(s: Summary, training: bool = True) -> Table:
+    """Training runs (``training=True``) or every other run (evaluations, probes, comparisons)."""
+    header = ["Run", "Kind", "Regime", "Seed", "Status", "Results", "git sha", "Wall time", "Created"]
+    sel = [p for p in s.provenance if bool(p["kind"] == "train" or p["regime"]) == training]
+    rows = [[p["run"], p["kind"], str(p["regime"]), str(p["seed"]), p["status"], p["results"], p["git_sha"],
+             _fmt_secs(p["wall_s"]), p["created"]] for p in sel]
+    return Table(header, rows, [["small"] * len(header) for _ in rows])
+
+
+def environment(s: Summary) -> Table:
+    hw = sorted({p["hardware"] for p in s.provenance if p["hardware"]})
+    vs = sorted({p["versions"] for p in s.provenance if p["versions"]})
+    sha = sorted({p["git_sha"] for p in s.provenance if p["git_sha"]})
+    rows = [["hardware", h] for h in hw] + [["library versions", v] for v in vs] + [["git sha", x] for x in sha]
+    rows += [[f"data hash ({k})", v] for k, v in s.data_hashes]
+    return Table(["What", "Value"], rows, [["", "small"] for _ in rows])

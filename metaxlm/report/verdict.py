@@ -1,0 +1,293 @@
+"""The verdict logic: pure functions, no I/O.
+
+For each claim metric, the per-seed recorded numbers of two models are compared with **Welch's
+t-interval on the difference of means** (``meta − single``; unequal variances, Welch–Satterthwaite
+degrees of freedom rounded down, which is conservative). The verdict is
+
+- ``better`` / ``worse`` when the 95% interval excludes 0 (direction-aware: for a transfer gap,
+  lower is better);
+- ``no significant difference`` when it contains 0;
+- ``not enough seeds`` when either side has fewer than two values (no variance, no interval);
+- ``not run`` when either side has no result;
+- ``below control`` when the pretrained models (``single`` and ``meta``) do not beat the ``none``
+  control (random initialisation, same architecture) with confidence: then a difference between
+  regimes says nothing about pretraining.
+
+Which numbers are "per seed": one value per pretraining seed (a model's mean over its fine-tuning
+seeds, as recorded); when a regime has a single pretraining seed, the recorded per-fine-tuning-seed
+values are used instead and the unit is said so (:attr:`Sample.unit`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from metaxlm.stats import t_quantile_975
+
+BETTER = "better"
+WORSE = "worse"
+NO_DIFF = "no significant difference"
+NOT_ENOUGH = "not enough seeds"
+NOT_RUN = "not run"
+BELOW_CONTROL = "below control"
+BEATS_CONTROL = "beats control"
+NO_CONTROL = "no control"
+
+METHOD = ("Welch's t-interval on the difference of means (95%, Welch–Satterthwaite degrees of "
+          "freedom rounded down)")
+
+CLAIMS = {
+    "english": "English generalization",
+    "transfer": "Cross-lingual transfer",
+    "alignment": "Alignment of representations",
+}
+
+PRETRAINED = ("single", "meta", "en-only")  # built-in regimes that pretrain
+
+
+# -- samples -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sample:
+    """Per-seed values of one metric for one model variant."""
+
+    values: tuple[float, ...]
+    unit: str  # "pretraining seeds" | "fine-tuning seeds" | "run"
+    seeds: tuple = ()
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / len(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        if len(self.values) < 2:
+            return 0.0 if self.values else None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (len(self.values) - 1))
+
+    @property
+    def ci95(self) -> tuple[float, float] | None:
+        """t-interval of the mean (None with fewer than two values)."""
+        if len(self.values) < 2:
+            return None
+        half = t_quantile_975(len(self.values) - 1) * self.std / math.sqrt(len(self.values))
+        return (self.mean - half, self.mean + half)
+
+
+def make_sample(points: Sequence[tuple[object, float, Sequence[float]]]) -> Sample | None:
+    """``points``: one ``(seed, mean, per-fine-tuning-seed values)`` per pretraining seed.
+
+    Two or more pretraining seeds: one value each (its recorded mean). One: its fine-tuning-seed values
+    when there are several, else the single value."""
+    points = [p for p in points if p[1] is not None]
+    if not points:
+        return None
+    if len(points) >= 2:
+        return Sample(tuple(float(p[1]) for p in points), "pretraining seeds", tuple(p[0] for p in points))
+    seed, mean, values = points[0]
+    values = [float(v) for v in (values or []) if v is not None]
+    if len(values) >= 2:
+        return Sample(tuple(values), "fine-tuning seeds", (seed,))
+    return Sample((float(mean),), "run", (seed,))
+
+
+# -- comparisons ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Delta:
+    """``b − a`` with a Welch 95% interval (``ci`` None when either side has < 2 values)."""
+
+    delta: float | None
+    ci: tuple[float, float] | None
+    dof: float | None
+    n_a: int
+    n_b: int
+    verdict: str
+
+
+def welch_delta(a: Sequence[float], b: Sequence[float], higher_is_better: bool = True) -> Delta:
+    """Difference of means ``mean(b) − mean(a)`` with Welch's 95% t-interval and a verdict."""
+    a, b = [float(x) for x in a], [float(x) for x in b]
+    if not a or not b:
+        return Delta(None, None, None, len(a), len(b), NOT_RUN)
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    d = mb - ma
+    if len(a) < 2 or len(b) < 2:
+        return Delta(d, None, None, len(a), len(b), NOT_ENOUGH)
+    va = sum((x - ma) ** 2 for x in a) / (len(a) - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (len(b) - 1)
+    se2 = va / len(a) + vb / len(b)
+    if se2 <= 0:  # identical values on both sides: the difference is exact
+        ci, dof = (d, d), float(len(a) + len(b) - 2)
+    else:
+        dof = se2 ** 2 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
+        half = t_quantile_975(max(1, int(math.floor(dof + 1e-9)))) * math.sqrt(se2)
+        ci = (d - half, d + half)
+    if ci[0] > 0 or (ci[0] == ci[1] and d > 0):
+        verdict = BETTER if higher_is_better else WORSE
+    elif ci[1] < 0 or (ci[0] == ci[1] and d < 0):
+        verdict = WORSE if higher_is_better else BETTER
+    else:
+        verdict = NO_DIFF
+    return Delta(d, ci, dof, len(a), len(b), verdict)
+
+
+def control_status(model: Sample | None, control: Sample | None, higher_is_better: bool = True) -> tuple[str, Delta]:
+    """Does ``model`` beat the ``none`` control with confidence? (``beats control`` only when the
+    Welch interval of model − control lies entirely on the good side; otherwise ``below control``.)"""
+    d = welch_delta(control.values if control else [], model.values if model else [], higher_is_better)
+    if model is None:
+        return NOT_RUN, d
+    if control is None:
+        return NO_CONTROL, d
+    if d.verdict == NOT_ENOUGH:
+        return NOT_ENOUGH, d
+    return (BEATS_CONTROL if d.verdict == BETTER else BELOW_CONTROL), d
+
+
+@dataclass(frozen=True)
+class RowVerdict:
+    comparison: Delta  # meta − single
+    controls: dict  # variant → (status, Delta vs none)
+    verdict: str
+
+
+def row_verdict(samples: dict[str, Sample | None], higher_is_better: bool = True, control_check: bool = True,
+                a: str = "single", b: str = "meta") -> RowVerdict:
+    """Verdict of one headline row from per-variant samples (``single``, ``meta``, ``none``, ...).
+
+    The comparison is ``b − a``. When the row is checked against the control and neither ``a`` nor
+    ``b`` beats ``none`` with confidence, the verdict is ``below control``."""
+    sa, sb = samples.get(a), samples.get(b)
+    comp = welch_delta(sa.values if sa else [], sb.values if sb else [], higher_is_better)
+    none = samples.get("none")
+    controls = {}
+    if control_check:
+        for v in [x for x in samples if x in PRETRAINED or x in (a, b)]:
+            if v == "none" or samples.get(v) is None:
+                continue
+            controls[v] = control_status(samples[v], none, higher_is_better)
+    verdict = comp.verdict
+    if control_check and none is not None and comp.verdict not in (NOT_RUN,):
+        statuses = [controls[v][0] for v in (a, b) if v in controls]
+        if statuses and all(s == BELOW_CONTROL for s in statuses):
+            verdict = BELOW_CONTROL
+    return RowVerdict(comp, controls, verdict)
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def _summary(d) -> tuple[float | None, list[float]]:
+    if isinstance(d, dict):
+        return d.get("mean"), list(d.get("values") or ([] if d.get("mean") is None else [d["mean"]]))
+    if isinstance(d, (int, float)):
+        return float(d), [float(d)]
+    return None, []
+
+
+def _layer_index(payload: dict, layer) -> int | None:
+    layers = payload.get("layers")
+    if layer is None:
+        return None
+    if isinstance(layers, list) and layer in layers:
+        return layers.index(layer)
+    return layer if isinstance(layer, int) else None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One row of the headline table: where its recorded number lives and how to read it."""
+
+    key: str
+    claim: str  # english / transfer / alignment
+    label: str
+    name: str  # result name: a transfer task name, "tatoeba", "bucc", "align"
+    higher_is_better: bool = True
+    control_check: bool = True  # compare against the none control (not for gaps)
+    read: Callable[[dict, dict], tuple[float | None, list[float]]] = field(default=None, compare=False,
+                                                                         repr=False)
+
+    def value(self, payload: dict, ctx: dict | None = None) -> tuple[float | None, list[float]]:
+        """(mean, per-fine-tuning-seed values) recorded in ``payload``; (None, []) when absent."""
+        try:
+            return self.read(payload, ctx or {})
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            return None, []
+
+
+def _gap(key: str):
+    return lambda p, ctx: _summary((p.get("gaps") or {}).get(key))
+
+
+def _mean_key(key: str):
+    def read(p, ctx):
+        v = (p.get("mean") or {}).get(key)
+        return (float(v), [float(v)]) if v is not None else (None, [])
+    return read
+
+
+def headline_layer(payload: dict, ctx: dict) -> int | None:
+    """The layer at which CKA is read: the align result's own ``headline.layer`` when recorded, else the
+    Tatoeba headline layer of the same model (``ctx['tatoeba_layer']``), else the last layer."""
+    layer = (payload.get("headline") or {}).get("layer")
+    if layer is None:
+        layer = ctx.get("tatoeba_layer")
+    layers = payload.get("layers") or list(range(len(payload.get("mean_cka") or [])))
+    if layer is None or layer not in layers:
+        layer = layers[-1] if layers else None
+    return layer
+
+
+def _cka(p, ctx):
+    layer = headline_layer(p, ctx)
+    idx = _layer_index(p, layer)
+    vals = p.get("mean_cka") or []
+    if idx is None or idx >= len(vals) or vals[idx] is None:
+        return None, []
+    return float(vals[idx]), [float(vals[idx])]
+
+
+def task_metric_name(payload: dict | None, default: str = "score") -> str:
+    return str(((payload or {}).get("task") or {}).get("metric") or default)
+
+
+def metrics_for(tasks: Sequence[str], names: Sequence[str], metric_names: dict[str, str] | None = None) -> list[Metric]:
+    """The headline rows: per transfer task (``topic`` always, others when present) English score,
+    mean target score and transfer gap; Tatoeba accuracy and mean CKA en↔xx always; BUCC F1 when
+    present."""
+    metric_names = metric_names or {}
+    out: list[Metric] = []
+    for t in (["topic"] + [x for x in tasks if x != "topic"]):
+        m = metric_names.get(t, "accuracy")
+        out.append(Metric(f"{t}.en_score", "english", f"{t} {m}, English (en_score)", t, read=_gap("en_score")))
+    for t in (["topic"] + [x for x in tasks if x != "topic"]):
+        m = metric_names.get(t, "accuracy")
+        out.append(Metric(f"{t}.target_mean", "transfer", f"{t} {m}, mean over target languages", t,
+                          read=_gap("target_mean")))
+        out.append(Metric(f"{t}.transfer_gap_mean", "transfer", f"{t} transfer gap (en − targets; lower is better)",
+                          t, higher_is_better=False, control_check=False, read=_gap("transfer_gap_mean")))
+    out.append(Metric("tatoeba.acc", "alignment", "Tatoeba accuracy (cosine, both directions, headline layer)",
+                      "tatoeba", read=_mean_key("acc_cosine")))
+    out.append(Metric("align.mean_cka", "alignment", "mean CKA en↔xx (headline layer)", "align", read=_cka))
+    if "bucc" in names:
+        out.append(Metric("bucc.f1", "alignment", "BUCC F1 (mean over languages)", "bucc", read=_mean_key("f1")))
+    return out
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "not run" if x is None else f"{x:.{digits}f}"
+
+
+def fmt_delta(d: Delta, digits: int = 3) -> str:
+    if d.delta is None:
+        return "not run"
+    s = f"{d.delta:+.{digits}f}"
+    if d.ci is not None:
+        s += f" [{d.ci[0]:+.{digits}f}, {d.ci[1]:+.{digits}f}]"
+    else:
+        s += " (no CI: one seed)"
+    return s
