@@ -212,6 +212,7 @@ def plot_sweep(path: Path, sweep: dict, headline: dict, *, ylabel: str, title: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     pools = list(sweep)
     fig, axes = plt.subplots(1, len(pools), figsize=(5.5 * len(pools), 4), squeeze=False, sharey=True)
@@ -229,9 +230,10 @@ def plot_sweep(path: Path, sweep: dict, headline: dict, *, ylabel: str, title: s
                        label=f"headline layer ({headline['selected_on']})")
         ax.set_title(f"pooling: {p}")
         ax.set_xlabel("layer (0 = embeddings)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
     axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
