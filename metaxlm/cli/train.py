@@ -1,7 +1,105 @@
-"""CLI for this area (to be filled in by its owner)."""
+"""``metaxlm train`` and ``metaxlm tokenizer train``: thin shells over :mod:`metaxlm.train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from metaxlm.errors import UserError
+
+CORPUS_HELP = ("Corpus: a directory of <lang>.txt / <lang>.txt.gz files, or LANG=PATH (repeat the option). "
+               "Default: the default benchmark's corpus/ (see `metaxlm data build`).")
+
+
+def _languages(value: Optional[str]):
+    if value is None:
+        return None
+    langs = [x.strip() for x in value.split(",") if x.strip()]
+    if not langs:
+        raise UserError("--languages: give comma-separated language codes, e.g. en,de,fr")
+    return langs
+
+
+def train_cmd(
+    regime: Optional[str] = typer.Option(None, "--regime", "-r",
+                                         help="single | meta | en-only | none (or a name for custom phases in --config)."),
+    corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help=CORPUS_HELP),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", "-t",
+                                             help="Tokenizer directory (default: train one into RUN/tokenizer)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with TrainConfig keys (options override it)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/train-<regime>-<time>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the unfinished run in this directory."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset: tiny | demo | small | base."),
+    total_tokens: Optional[int] = typer.Option(None, "--total-tokens", help="Token budget of the run (all phases)."),
+    meta_split: Optional[float] = typer.Option(None, "--meta-split", help="meta: fraction of the budget in English."),
+    languages: Optional[str] = typer.Option(None, "--languages", help="Use only these corpus languages (en,de,...)."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Block length in tokens."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global blocks per optimizer step."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per step."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Language sampling exponent."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary of a tokenizer trained by this run."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    checkpoint_points: Optional[str] = typer.Option(
+        None, "--checkpoint-points", help="Intermediate checkpoints at these fractions of the budget, e.g. 0.25,0.5,0.75."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+) -> None:
+    """Pretrain an MLM encoder under a regime (single, meta, en-only, none, or custom phases)."""
+    from metaxlm.train import load_train_config, train
+    from metaxlm.train.corpus import parse_corpus_option
+
+    if resume is not None:
+        given = [n for n, v in [("--regime", regime), ("--corpus", corpus), ("--tokenizer", tokenizer),
+                                ("--config", config), ("--out", out), ("--model", model)] if v]
+        if given:
+            raise UserError(f"--resume continues a run with its own config.yaml; drop {given[0]}")
+        path = train(None, resume, resume=True)
+    else:
+        points = None
+        if checkpoint_points is not None:
+            try:
+                points = [float(x) for x in checkpoint_points.split(",") if x.strip()]
+            except ValueError:
+                raise UserError(f"--checkpoint-points: {checkpoint_points!r} is not a comma-separated list of "
+                                "fractions") from None
+        cfg = load_train_config(
+            config, regime=regime, corpus=parse_corpus_option(corpus), tokenizer=tokenizer, model=model,
+            total_tokens=total_tokens, meta_split=meta_split, languages=_languages(languages), seq_len=seq_len,
+            batch_size=batch_size, grad_accum=grad_accum, lr=lr, alpha=alpha, vocab_size=vocab_size, seed=seed,
+            checkpoint_points=points, device=device)
+        path = train(cfg, out)
+    typer.echo(f"done: {path}  (checkpoints in {path / 'checkpoints'}, results in {path / 'results'})")
+
+
+def tokenizer_train_cmd(
+    corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help=CORPUS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default runs/tokenizer-<time>)."),
+    vocab_size: int = typer.Option(16000, "--vocab-size"),
+    model_type: str = typer.Option("unigram", "--type", help="unigram | bpe."),
+    alpha: float = typer.Option(0.3, "--alpha", help="Language sampling exponent (use pretraining's)."),
+    seed: int = typer.Option(0, "--seed"),
+    max_lines: int = typer.Option(200_000, "--max-lines", help="Lines sampled to train on."),
+    languages: Optional[str] = typer.Option(None, "--languages", help="Use only these corpus languages."),
+) -> None:
+    """Train the shared subword vocabulary (Unigram or BPE) on all languages."""
+    import time
+
+    from metaxlm.train import train_tokenizer
+    from metaxlm.train.corpus import parse_corpus_option
+
+    if model_type not in ("unigram", "bpe"):
+        raise UserError(f"--type {model_type!r} is unknown; choose unigram or bpe")
+    if out is None:
+        out = Path("runs") / f"tokenizer-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    path = train_tokenizer(parse_corpus_option(corpus), out, vocab_size=vocab_size, model_type=model_type,
+                           alpha=alpha, seed=seed, max_lines=max_lines, languages=_languages(languages))
+    typer.echo(f"tokenizer: {path}")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("train")(train_cmd)
+    tok = typer.Typer(help="The shared subword vocabulary.", no_args_is_help=True)
+    tok.command("train")(tokenizer_train_cmd)
+    app.add_typer(tok, name="tokenizer")

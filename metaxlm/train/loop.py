@@ -1,0 +1,495 @@
+"""THE training loop: one explicit PyTorch loop for every regime, on one or several processes.
+
+:func:`train` validates everything (corpus, phases, tokenizer vs model) before it writes anything,
+then creates the run directory (``config.yaml`` first, fully resolved), trains or copies the
+tokenizer into ``RUN/tokenizer``, and runs the phases step by step:
+
+- AdamW (no decay on biases and LayerNorm), warmup + linear decay (or a per-phase schedule),
+  gradient clipping, gradient accumulation, bf16 (or fp16 with loss scaling) autocast on a GPU,
+  float32 on the CPU;
+- the MLM head is applied **only at the masked positions**: the encoder's hidden states are gathered
+  at the masked positions and only those go through ``model.lm_head`` (no full-vocabulary logits);
+- the loss of a step is the sum of the cross-entropies of all masked tokens of the global batch
+  divided by their number, whatever the number of processes or micro-batches;
+- ``metrics.jsonl`` gets a ``train`` line every ``log_every`` steps and a ``val`` line (MLM loss per
+  language on fixed held-out blocks) at step 0, every ``val_every`` steps and at every phase end;
+- checkpoints: ``checkpoints/<phase>/`` at each phase end, ``tokens-<N>`` at ``checkpoint_points``,
+  ``final``; the full state every ``save_every`` steps and at every checkpoint;
+- a NaN/inf loss or gradient stops the run: the last good state/checkpoints stay, the run is marked
+  failed and a UserError says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metaxlm import progress, rundir
+from metaxlm.config import to_dict
+from metaxlm.errors import UserError
+from metaxlm.train import dist as _dist
+from metaxlm.train.batches import BatchMaker, MaskSpec, build_streams
+from metaxlm.train.checkpoints import load_state, rng_state, save_checkpoint, save_state, set_rng_state
+from metaxlm.train.config import TrainConfig, load_train_config, with_updates
+from metaxlm.train.corpus import default_corpus_dir, file_digest, load_corpus, resolve_files
+from metaxlm.train.model import build_model, model_config, preset
+from metaxlm.train.regimes import Phase, lr_at, phase_at, resolve_phases
+from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, train_tokenizer
+
+
+class TrainingDiverged(UserError):
+    """The loss or the gradient became NaN/inf."""
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Fill the preset's defaults (seq_len, batch_size, lr, total_tokens) and the default corpus."""
+    p = preset(config.model)
+    changes: dict[str, Any] = {}
+    for key in ("seq_len", "batch_size", "lr", "total_tokens"):
+        if getattr(config, key) is None:
+            changes[key] = p[key]
+    if config.corpus is None:
+        changes["corpus"] = default_corpus_dir()
+    return with_updates(config, **changes) if changes else config
+
+
+def default_out(regime: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path("runs") / f"train-{regime}-{stamp}"
+
+
+@dataclass
+class Prepared:
+    config: TrainConfig
+    texts: dict
+    files: Any
+    phases: list[Phase]
+    tokens_per_step: int
+    budget_steps: int
+
+
+def prepare(config: TrainConfig, world: int = 1) -> Prepared:
+    """Every check that can fail on the user's input, before anything is written."""
+    config = resolve_config(config)
+    files = resolve_files(config.corpus, config.languages)
+    texts = load_corpus(files, config.val_fraction, config.val_max_lines)
+    if config.batch_size % (world * config.grad_accum):
+        raise UserError(f"batch_size {config.batch_size} (global) must be a multiple of processes × grad_accum "
+                        f"= {world} × {config.grad_accum}")
+    tps = config.batch_size * config.seq_len
+    phases = resolve_phases(config, files.languages, config.total_tokens, tps, config.lr)
+    if config.tokenizer is not None:
+        tok = load_tokenizer(config.tokenizer)
+        model_config(config.model, config.model_args, len(tok), config.seq_len)
+    else:
+        model_config(config.model, config.model_args, config.vocab_size, config.seq_len)
+    return Prepared(config, texts, files, phases, tps, max(1, round(config.total_tokens / tps)))
+
+
+def checkpoint_steps(config: TrainConfig, budget_steps: int, total_steps: int) -> dict[int, str]:
+    """Intermediate checkpoints: step -> ``tokens-<N>`` (same for every regime of the same budget)."""
+    tps = config.batch_size * config.seq_len
+    out = {}
+    for f in sorted(set(config.checkpoint_points)):
+        s = round(f * budget_steps)
+        if 0 < s < total_steps:
+            out[s] = f"tokens-{s * tps}"
+    return out
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model, config: TrainConfig, device_type: str):
+    import torch
+
+    kw: dict[str, Any] = dict(lr=config.lr, betas=tuple(config.adam_betas), eps=config.adam_eps)
+    try:
+        return torch.optim.AdamW(_param_groups(model, config.weight_decay), fused=True, **kw)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(_param_groups(model, config.weight_decay), foreach=True, **kw)
+
+
+def masked_lm_loss_sum(model, input_ids, masked, labels):
+    """Sum of the cross-entropies at the masked positions only (the LM head sees n_masked rows)."""
+    import torch.nn.functional as F
+
+    hidden = model.roberta(input_ids=input_ids).last_hidden_state
+    logits = model.lm_head(hidden[masked])
+    return F.cross_entropy(logits.float(), labels, reduction="sum")
+
+
+def _autocast(device_type: str, precision: str):
+    import torch
+
+    if device_type != "cuda" or precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _pick_device(config: TrainConfig, env: _dist.DistEnv):
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda was asked for but no GPU is available; use --device cpu")
+    if config.device in ("auto", "cuda") and torch.cuda.is_available():
+        device = torch.device("cuda", env.local_rank if env.world > 1 else torch.cuda.current_device())
+        precision = config.precision
+        if precision == "auto":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return device, precision
+    return torch.device("cpu"), "fp32"
+
+
+def evaluate(model, maker: BatchMaker, languages: list[str], n_blocks: int, device, precision: str,
+             batch: int = 32) -> dict[str, float]:
+    """MLM loss per language on the fixed validation blocks."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for lang in languages:
+            vb = maker.val_blocks(lang, n_blocks)
+            if vb is None:
+                continue
+            inputs, masked, labels = vb
+            total, count = 0.0, 0
+            for i in range(0, inputs.shape[0], batch):
+                m = masked[i:i + batch]
+                n = int(m.sum())
+                if n == 0:
+                    continue
+                lab = labels[count: count + n]
+                with _autocast(device.type, precision):
+                    s = masked_lm_loss_sum(model, torch.from_numpy(inputs[i:i + batch]).to(device),
+                                           torch.from_numpy(m).to(device), torch.from_numpy(lab).to(device))
+                total += float(s)
+                count += n
+            out[lang] = total / max(count, 1)
+    model.train(was_training)
+    return out
+
+
+@dataclass
+class LogAcc:
+    loss_sum: float = 0.0
+    steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    by_lang: dict[str, int] = field(default_factory=dict)
+
+
+def _truncate_metrics(run: rundir.RunDir, upto_step: int) -> None:
+    keep = [r for r in run.metrics() if r.get("step", 0) <= upto_step]
+    rundir.atomic_write_text(run.metrics_path, "".join(
+        __import__("json").dumps(r, ensure_ascii=False) + "\n" for r in keep))
+
+
+def train(config: TrainConfig | dict | str | Path | None = None, out: str | Path | None = None,
+          resume: bool = False) -> Path:
+    """Pretrain under ``config``'s regime into the run directory ``out``; returns ``out``.
+
+    ``resume=True`` continues the unfinished run in ``out`` from its last saved state (its own
+    ``config.yaml`` is used). A finished run is never overwritten.
+    """
+    import torch
+
+    env = _dist.setup("auto" if config is None or not isinstance(config, TrainConfig) else config.device)
+    try:
+        return _train(config, out, resume, env)
+    finally:
+        env.close()
+
+
+def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
+    import torch
+
+    if resume:
+        if out is None:
+            raise UserError("--resume needs the run directory to continue")
+        out = Path(out)
+        if not (out / "config.yaml").is_file():
+            if (out / "meta.json").is_file() and rundir.RunDir(out).status == "done":
+                rundir.create(out, {}, kind="train", seed=None, resume=True)  # raises: finished run
+            raise UserError(f"--resume: {out} holds no training run to resume (no config.yaml)")
+        config = load_train_config(out / "config.yaml")
+    elif not isinstance(config, TrainConfig):
+        config = load_train_config(config)
+    prep = prepare(config, env.world)
+    config = prep.config
+    if out is None:
+        out = env.broadcast(default_out(config.regime))
+    out = Path(out)
+
+    # -- the run directory (rank 0 writes; the others wait) ---------------------------------------
+    run = rundir.RunDir(out)
+    if env.main:
+        data = {"files": {lang: {"path": str(p), "sha256": file_digest(p)} for lang, p in prep.files.files.items()}}
+        run = rundir.create(out, config, kind="train", seed=config.seed, resume=resume,
+                            extra_meta={"regime": config.regime, "world_size": env.world, "data": data})
+        if resume:
+            run.update_meta(world_size=env.world)
+    env.barrier()
+    try:
+        return _run(run, prep, env, resume)
+    except TrainingDiverged as e:
+        if env.main:
+            run.failed(str(e))
+        raise
+    except BaseException as e:
+        if env.main and not isinstance(e, (KeyboardInterrupt, SystemExit)):
+            run.failed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+        raise
+
+
+def _prepare_tokenizer(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv):
+    config = prep.config
+    tok_dir = run.path / "tokenizer"
+    if env.main and not (tok_dir / "tokenizer.json").is_file():
+        shutil.rmtree(tok_dir, ignore_errors=True)
+        if config.tokenizer is not None:
+            src = load_tokenizer(config.tokenizer)
+            tmp = run.path / ".tokenizer.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            src.save_pretrained(str(tmp))
+            info = Path(config.tokenizer) / "metaxlm_tokenizer.json"
+            if info.is_file():
+                shutil.copy(info, tmp / info.name)
+            tmp.rename(tok_dir)
+        else:
+            with progress.task("train tokenizer", total=None):
+                train_tokenizer({lang: p for lang, p in prep.files.files.items()}, tok_dir,
+                                vocab_size=config.vocab_size, model_type=config.tokenizer_type, alpha=config.alpha,
+                                seed=config.seed, max_lines=config.tokenizer_max_lines,
+                                val_fraction=config.val_fraction, val_max_lines=config.val_max_lines)
+    env.barrier()
+    return load_tokenizer(tok_dir)
+
+
+def _run(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) -> Path:
+    import torch
+
+    config, phases, tps = prep.config, prep.phases, prep.tokens_per_step
+    t_start = time.time()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    tokenizer = _prepare_tokenizer(run, prep, env)
+    mcfg = model_config(config.model, config.model_args, len(tokenizer), config.seq_len)
+    device, precision = _pick_device(config, env)
+
+    streams = build_streams(tokenizer, prep.texts)
+    languages = streams.languages
+    spec = MaskSpec(config.mask_prob, config.mask_replace, config.mask_random, tokenizer.mask_token_id,
+                    len(tokenizer), tuple(sorted({tokenizer.bos_token_id, tokenizer.eos_token_id,
+                                                  tokenizer.pad_token_id, tokenizer.mask_token_id,
+                                                  tokenizer.unk_token_id})), N_SPECIAL)
+    maker = BatchMaker(streams, config.seq_len, config.batch_size, config.alpha, config.seed, spec,
+                       tokenizer.bos_token_id)
+
+    model = build_model(mcfg, config.seed).to(device)
+    model.train()
+    optimizer = make_optimizer(model, config, device.type)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    torch.manual_seed(config.seed * 1000 + 17 + env.rank)  # dropout stream of this process
+
+    total_steps = phases[-1].end if phases else 0
+    ckpt_at = checkpoint_steps(config, prep.budget_steps, total_steps)
+    step = 0
+    by_lang = {lang: 0 for lang in languages}
+    acc = LogAcc(by_lang={})
+    checkpoints: list[dict] = []
+    last_val: dict[str, float] = {}
+    state_path = run.path / "state" / "state.pt"
+
+    if resume and state_path.is_file():
+        st = load_state(state_path)
+        if st["vocab_size"] != len(tokenizer):
+            raise UserError(f"{run.path}: the saved state has a vocabulary of {st['vocab_size']} but the run's "
+                            f"tokenizer has {len(tokenizer)}; the tokenizer does not match the model")
+        model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        if scaler is not None and st.get("scaler"):
+            scaler.load_state_dict(st["scaler"])
+        step = st["step"]
+        by_lang = st["tokens_seen_by_lang"]
+        acc = LogAcc(**st["log_acc"])
+        checkpoints = st["checkpoints"]
+        last_val = st["last_val"]
+        set_rng_state(st["rng"][env.rank] if env.rank < len(st["rng"]) else st["rng"][0])
+        if env.main:
+            _truncate_metrics(run, step)
+    elif resume and env.main:
+        _truncate_metrics(run, -1)
+        if run.checkpoints_dir.exists():
+            shutil.rmtree(run.checkpoints_dir)
+
+    def gather_rng():
+        states = [rng_state()]
+        if env.world > 1:
+            import torch.distributed as dist
+
+            states = [None] * env.world
+            dist.all_gather_object(states, rng_state())
+        return states
+
+    def save_full_state():
+        states = gather_rng()
+        if env.main:
+            save_state(state_path, {
+                "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "schedule": {"step": step, "total_steps": total_steps},
+                "rng": states, "tokens_seen_by_lang": dict(by_lang), "log_acc": acc.__dict__.copy(),
+                "checkpoints": list(checkpoints), "last_val": dict(last_val), "vocab_size": len(tokenizer),
+                "world_size": env.world,
+            })
+
+    def checkpoint(name: str, phase: str | None):
+        info = {"name": name, "step": step, "tokens_seen": step * tps, "phase": phase,
+                "tokens_seen_by_lang": dict(by_lang), "regime": config.regime, "seed": config.seed}
+        if env.main:
+            save_checkpoint(model, tokenizer, run.checkpoints_dir / name, info)
+        checkpoints[:] = [c for c in checkpoints if c["name"] != name]
+        checkpoints.append({"name": name, "tokens_seen": step * tps, "step": step})
+
+    def validate(phase_name: str | None):
+        nonlocal last_val
+        last_val = evaluate(model, maker, languages, config.val_blocks, device, precision)
+        if env.main:
+            run.log({"type": "val", "step": step, "phase": phase_name, "tokens_seen": step * tps,
+                     "val_loss": last_val})
+
+    if step == 0:
+        validate(phases[0].name if phases else None)
+
+    micro = config.batch_size // (env.world * config.grad_accum)
+    params = [p for p in model.parameters() if p.requires_grad]
+    label = f"pretrain {config.regime}"
+    t_log = time.time()
+    with progress.task(label, total=total_steps) as bar:
+        bar.update(completed=step)
+        while step < total_steps:
+            ph = phase_at(phases, step)
+            if step == ph.start and ph.reset_optimizer and step > 0:
+                optimizer = make_optimizer(model, config, device.type)
+            lr = lr_at(phases, step, config.warmup)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            inputs, masked, labels, lang_idx = maker.global_batch(step, ph.languages)
+            n_masked = int(masked.sum())
+            # this process's shard of the global batch, in micro-batches
+            label_offsets = np.concatenate([[0], np.cumsum(masked.sum(1))])
+            loss_sum = torch.zeros((), device=device)
+            optimizer.zero_grad(set_to_none=True)
+            for a in range(config.grad_accum):
+                lo = (env.rank * config.grad_accum + a) * micro
+                hi = lo + micro
+                x = torch.from_numpy(inputs[lo:hi]).to(device, non_blocking=True)
+                m = torch.from_numpy(masked[lo:hi]).to(device, non_blocking=True)
+                y = torch.from_numpy(labels[label_offsets[lo]:label_offsets[hi]]).to(device, non_blocking=True)
+                with _autocast(device.type, precision):
+                    s = masked_lm_loss_sum(model, x, m, y)
+                loss = s / n_masked
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+                loss_sum += s.detach()
+            if env.world > 1:
+                import torch.distributed as dist
+
+                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+                flat = torch.cat([g.reshape(-1) for g in grads])
+                dist.all_reduce(flat)
+                dist.all_reduce(loss_sum)
+                o = 0
+                for p, g in zip(params, grads):
+                    n = g.numel()
+                    p.grad = flat[o:o + n].view_as(p).clone() if p.grad is None else p.grad.copy_(flat[o:o + n].view_as(p))
+                    o += n
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, config.clip if config.clip > 0 else float("inf"))
+            step_loss = float(loss_sum) / n_masked
+            if not math.isfinite(step_loss) or (scaler is None and not math.isfinite(float(gnorm))):
+                where = f"the last good state is {state_path} (step {_saved_step(state_path)})" \
+                    if state_path.is_file() else "no training state was saved yet"
+                raise TrainingDiverged(
+                    f"training diverged: the loss became {step_loss} at step {step + 1} (phase {ph.name}); "
+                    f"stopped, the run is marked failed; {where}; lower lr (now {config.lr}) or raise warmup")
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            step += 1
+            counts = np.bincount(lang_idx, minlength=len(ph.languages)) * config.seq_len
+            for i, lang in enumerate(ph.languages):
+                by_lang[lang] += int(counts[i])
+                acc.by_lang[lang] = acc.by_lang.get(lang, 0) + int(counts[i])
+            acc.loss_sum += step_loss
+            acc.steps += 1
+            acc.tokens += tps
+            now = time.time()
+            acc.seconds += now - t_log
+            t_log = now
+            tok_s = acc.tokens / acc.seconds if acc.seconds > 0 else 0.0
+            bar.advance(1, phase=ph.name, loss=step_loss, tok_s=tok_s)
+            if step % config.log_every == 0 or step == ph.end:
+                if env.main:
+                    run.log({"type": "train", "step": step, "phase": ph.name, "loss": acc.loss_sum / acc.steps,
+                             "lr": lr, "tokens_per_s": tok_s, "tokens_seen": step * tps,
+                             "tokens_seen_by_lang": dict(by_lang), "grad_norm": float(gnorm)})
+                acc = LogAcc(by_lang={})
+            save_now = step % config.save_every == 0
+            if step == ph.end or (config.val_every and step % config.val_every == 0):
+                validate(ph.name)
+            if step in ckpt_at:
+                checkpoint(ckpt_at[step], ph.name)
+                save_now = True
+            if step == ph.end:
+                checkpoint(ph.name, ph.name)
+                save_now = True
+            if save_now and step < total_steps:
+                save_full_state()
+            t_log = time.time()  # validation and saving do not count against tokens/s
+
+    # -- the end: final checkpoint, results ------------------------------------------------------
+    checkpoint("final", phases[-1].name if phases else None)
+    if env.main:
+        wall = time.time() - t_start
+        run.write_result("pretrain", {
+            "kind": "pretrain", "regime": config.regime, "seed": config.seed,
+            "phases": [ph.describe(tps) for ph in phases],
+            "tokens_seen": {lang: n for lang, n in by_lang.items()},
+            "final_val_loss": last_val, "checkpoints": checkpoints, "wall_seconds": wall,
+            "config": to_dict(config), "model_config": {k: getattr(mcfg, k) for k in (
+                "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")},
+            "versions": rundir.library_versions(),
+        })
+        run.done(wall_seconds=wall, steps=total_steps, tokens_seen=total_steps * tps)
+        if state_path.exists():
+            shutil.rmtree(state_path.parent, ignore_errors=True)
+    env.barrier()
+    return run.path
+
+
+def _saved_step(path: Path) -> int | str:
+    try:
+        return load_state(path)["step"]
+    except Exception:  # pragma: no cover
+        return "?"
