@@ -85,3 +85,30 @@ def test_report_user_errors(args, needle):
 
     res = CliRunner().invoke(app, ["report", *args])
     assert res.exit_code == 2 and needle in res.output
+
+
+def test_report_with_undefined_values(cli, tmp_path):
+    """CKA can be undefined at a layer (cls pooling at the embeddings): recorded as null, drawn as gaps."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("report_fixtures", RESULTS / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    root = make.write_comparison(tmp_path / "cmp", {"single": [{"cka": .5}, {"cka": .52}],
+                                                     "meta": [{"cka": .6}, {"cka": .61}]}, controls=False)
+    for p in root.rglob("align*.json"):
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if data["kind"] == "align":
+            for lang in data["cka"]:
+                data["cka"][lang]["values"][0] = None
+            data["mean_cka"][0] = None
+            data["notes"] = ["de layer 0: CKA undefined (constant representation)"]
+        else:
+            data["matrix"][0] = [None] * len(data["matrix"][0])
+        p.write_text(json.dumps(data), encoding="utf-8")
+    res = cli("report", root, "--out", tmp_path / "r.html")
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "CKA undefined" in md and "cka-pair-1.png" in md
+    assert "| Alignment of representations | mean CKA en↔xx (headline layer) |" in md

@@ -150,6 +150,9 @@ def render(s: Summary, figures: list[Figure]) -> str:
         b.append(f"<details><summary>Configs (config.yaml of every run)</summary>{inner}</details>")
     if s.problems:
         b.append("<h2>Problems while reading</h2><ul>" + "".join(f"<li>{_e(p)}</li>" for p in s.problems) + "</ul>")
+    if s.notes:
+        b.append("<h2>Notes recorded with the results</h2><ul>" + "".join(f"<li>{_e(p)}</li>" for p in s.notes)
+                 + "</ul>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(s.title)}</title>"
             f"<style>{CSS}</style></head><body><main>\n" + "\n".join(b) + "\n</main></body></html>\n")

@@ -67,6 +67,8 @@ def sections(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> li
     out.append(("Provenance", prov))
     if s.problems:
         out.append(("Problems while reading", "\n".join(f"- {_esc(p)}" for p in s.problems)))
+    if s.notes:
+        out.append(("Notes recorded with the results", "\n".join(f"- {_esc(p)}" for p in s.notes)))
     return out
 
 

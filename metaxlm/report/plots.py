@@ -47,14 +47,20 @@ def color(variant: str, variants: list[str] | None = None) -> str:
     return _EXTRA[i % len(_EXTRA)]
 
 
-def _png(fig) -> bytes:
+def _png(fig, tight: bool = True) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(buf, format="png")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     return buf.getvalue()
+
+
+def _nan(xs) -> list[float]:
+    """Recorded values with None (undefined, e.g. CKA of a constant layer) as NaN, so lines break there."""
+    return [float("nan") if x is None else float(x) for x in xs]
 
 
 def _mean(xs):
@@ -106,7 +112,7 @@ def training_loss(col: Collection) -> Figure | None:
 
 
 def validation_loss(col: Collection) -> Figure | None:
-    runs = [r for r in _train_runs(col) if any(m.get("type") == "val" for m in r.metrics)]
+    runs = [r for r in _train_runs(col) if sum(m.get("type") == "val" for m in r.metrics) >= 2]
     if not runs:
         return None
     by_regime: dict[str, Run] = {}
@@ -212,7 +218,7 @@ def retrieval_by_layer(col: Collection) -> Figure | None:
     variants = col.variants()
     for ax, (title, d) in zip(axes[0], panels):
         for v, ys in d.items():
-            ax.plot(range(len(ys)), ys, marker="o", ms=3, color=color(v, variants), label=v)
+            ax.plot(range(len(ys)), _nan(ys), marker="o", ms=3, color=color(v, variants), label=v)
         if title.startswith("Tatoeba"):
             ch = next((e.payload.get("mean", {}).get("chance") for e in col.entries if e.name == "tatoeba"
                        and (e.payload.get("mean") or {}).get("chance") is not None), None)
@@ -248,12 +254,12 @@ def cka_by_layer(col: Collection) -> Figure | None:
             if not seqs:
                 continue
             L = min(len(s) for s in seqs)
-            ax.plot(layers[:L] if len(layers) >= L else range(L), [_mean([s[j] for s in seqs]) for j in range(L)],
+            ax.plot(layers[:L] if len(layers) >= L else range(L), _nan([_mean([s[j] for s in seqs]) for j in range(L)]),
                     lw=1, alpha=0.8, label=lg)
         means = [e.payload.get("mean_cka") for e in es if e.payload.get("mean_cka")]
         if means:
             L = min(len(m) for m in means)
-            ax.plot(layers[:L] if len(layers) >= L else range(L), [_mean([m[j] for m in means]) for j in range(L)],
+            ax.plot(layers[:L] if len(layers) >= L else range(L), _nan([_mean([m[j] for m in means]) for j in range(L)]),
                     color="black", lw=2.2, label="mean")
         ax.set_title(f"{v} ({len(es)} seed{'s' if len(es) != 1 else ''})", color=color(v, col.variants()))
         ax.set_xlabel("layer")
@@ -278,18 +284,35 @@ def cka_heatmaps(col: Collection) -> list[Figure]:
         if not matrix or not isinstance(matrix, list):
             continue
         plt = _plt()
+        import numpy as np
+
+        try:
+            m = np.array([_nan(row) for row in matrix], dtype=float)
+        except (TypeError, ValueError):
+            continue
         fig, ax = plt.subplots(figsize=(5.2, 4.4))
-        im = ax.imshow(matrix, origin="lower", vmin=0, vmax=1, cmap="viridis")
+        im = ax.imshow(np.ma.masked_invalid(m), origin="lower", vmin=0, vmax=1, cmap="viridis")
         a = (models[0] or {}).get("label", "A")
         b = (models[1] or {}).get("label", "B") if len(models) > 1 else "B"
+        layers = e.payload.get("layers")
+        if isinstance(layers, list) and len(layers) == 2 and all(isinstance(x, list) for x in layers):
+            la, lb = layers
+        elif isinstance(layers, list) and all(isinstance(x, int) for x in layers):
+            la = lb = layers
+        else:
+            la, lb = list(range(m.shape[0])), list(range(m.shape[1]))
+        if len(la) == m.shape[0] and len(lb) == m.shape[1]:
+            ax.set_yticks(range(m.shape[0]), [str(x) for x in la])
+            ax.set_xticks(range(m.shape[1]), [str(x) for x in lb])
         ax.set_ylabel(f"{a} layer")
         ax.set_xlabel(f"{b} layer")
         ax.grid(False)
-        for i, row in enumerate(matrix):
-            for j, x in enumerate(row):
-                if x is not None and len(matrix) <= 13:
-                    ax.text(j, i, f"{x:.2f}", ha="center", va="center", fontsize=7,
-                            color="white" if x < 0.6 else "black")
+        if m.shape[0] <= 13 and m.shape[1] <= 13:
+            for i in range(m.shape[0]):
+                for j in range(m.shape[1]):
+                    x = m[i, j]
+                    ax.text(j, i, "—" if np.isnan(x) else f"{x:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if np.isnan(x) or x < 0.6 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046)
         ax.set_title(f"CKA {a} × {b} (English sentences)")
         out.append(Figure(f"cka-pair-{k + 1}", f"Model × model CKA: {a} vs {b}",
@@ -329,7 +352,7 @@ def curves(col: Collection) -> Figure | None:
     if not specs:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(specs), figsize=(3.6 * len(specs) + 0.6, 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(specs), figsize=(3.6 * len(specs) + 0.6, 3.7), squeeze=False)
     variants = col.variants()
     for ax, (title, name, read) in zip(axes[0], specs):
         m = V.Metric("c", "", title, name, read=read)
@@ -344,17 +367,28 @@ def curves(col: Collection) -> Figure | None:
                 x, _ = m.value(e.payload)
                 if x is not None:
                     pts.setdefault(tok, []).append(x)
+            if v == "none" and pts:
+                ax.axhline(_mean([y for ys in pts.values() for y in ys]), color=color("none"), ls="--", lw=1,
+                           label="none (no pretraining)")
+                continue
             if len(pts) < 2:
                 continue
             xs = sorted(pts)
             ax.plot(xs, [_mean(pts[x]) for x in xs], marker="o", ms=3, color=color(v, variants), label=v)
         ax.set_title(title)
         ax.set_xlabel("tokens seen")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+    handles: dict = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
     return Figure("curves", "Metrics over pretraining",
                   "Each metric at intermediate checkpoints (tokens-N) and at the end of pretraining, per regime "
-                  "(mean over the seeds evaluated at that point).", _png(fig))
+                  "(mean over the seeds evaluated at that point); dashed grey: the `none` control.",
+                  _png(fig, tight=not handles))
 
 
 def all_figures(col: Collection) -> list[Figure]:

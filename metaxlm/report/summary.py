@@ -40,6 +40,7 @@ class Summary:
     provenance: list[dict]
     data_hashes: list[tuple[str, str]]
     problems: list[str]
+    notes: list[str]  # ``notes`` recorded inside result files (e.g. undefined CKA at a layer)
     units: list[str]  # notes on which seeds the intervals are over
     has_curves: bool
 
@@ -250,6 +251,17 @@ def _what_this_shows(rows: list[Row]) -> list[str]:
     return out
 
 
+def _notes(col: Collection, limit: int = 40) -> list[str]:
+    out = []
+    for e in col.entries + col.curves + col.pairs:
+        for n in e.payload.get("notes") or []:
+            who = e.variant if e.kind != "align_pair" else "pair"
+            out.append(f"{who}{'' if e.seed is None else f' seed {e.seed}'} {e.name}: {n}")
+    if len(out) > limit:
+        out = out[:limit] + [f"… and {len(out) - limit} more (see the result files)"]
+    return out
+
+
 def build_summary(col: Collection, title: str = "metaxlm comparison report") -> Summary:
     variants = col.variants()
     # variants with a pretraining curve only (tokens-N results, no end point) still show in tables
@@ -297,6 +309,7 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
         provenance=_provenance(col),
         data_hashes=_data_hashes(col),
         problems=list(col.problems),
+        notes=_notes(col),
         units=unit_notes,
         has_curves=bool(col.curves),
     )
