@@ -1,7 +1,84 @@
-"""CLI for this area (to be filled in by its owner)."""
+"""``metaxlm data fetch | build | info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+data_app = typer.Typer(help="Fetch the Debian archive sources and build the default benchmark.",
+                       no_args_is_help=True)
+
+_LANGS = typer.Option(None, "--languages", "-l",
+                      help="Target languages, comma-separated (default: de,fr,it,pt,ru,ja,es; pt = pt_BR).")
+_RELEASE = typer.Option("bookworm", "--release", help="Debian release (suite) to read.")
+_MIRROR = typer.Option(None, "--mirror", help="Archive URL (default: $METAXLM_MIRROR, else the apt sources).")
+_CACHE = typer.Option(None, "--cache", help="Download cache (default: $METAXLM_CACHE/archive or "
+                                            "$XDG_CACHE_HOME/metaxlm/archive).")
+
+
+@data_app.command("fetch")
+def fetch_cmd(languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
+              cache: Optional[Path] = _CACHE,
+              refresh: bool = typer.Option(False, "--refresh", help="Download the release index again.")) -> None:
+    """Download (or reuse) and verify the indices and documentation packages."""
+    from metaxlm.config import build as build_config
+    from metaxlm.data.fetch import FetchConfig, fetch, manifest_path
+    from metaxlm.data.languages import parse_list
+    from metaxlm.rundir import read_json
+
+    cfg = build_config(FetchConfig, {"languages": list(parse_list(languages)), "release": release,
+                                     "mirror": mirror, "cache": cache, "refresh": refresh}, where="data fetch")
+    root = fetch(cfg)
+    m = read_json(manifest_path(root, release))
+    typer.echo(f"fetched {len(m['files'])} files for {release} from {m['mirror']} into {root} "
+               f"(signature verified: {str(m['signature_verified']).lower()})")
+
+
+@data_app.command("build")
+def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark directory "
+                                                 "(default: $METAXLM_BENCHMARK or the cache's benchmark/)."),
+              seed: int = typer.Option(0, "--seed", help="Seed of every split decision."),
+              languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
+              cache: Optional[Path] = _CACHE,
+              max_corpus_lines: int = typer.Option(50_000, help="Cap on corpus lines per language (0 = none)."),
+              max_parallel_test: int = typer.Option(5_000, help="Cap on parallel test pairs per language (0 = none)."),
+              max_mining_pool: int = typer.Option(5_000, help="Cap on each mining pool (0 = none).")) -> None:
+    """Build the benchmark (fetching what is missing) and print its counts."""
+    from metaxlm.data.build import build_benchmark
+
+    path = build_benchmark(out=out, languages=languages, release=release, mirror=mirror, cache=cache, seed=seed,
+                           max_corpus_lines=max_corpus_lines or None,
+                           max_parallel_test=max_parallel_test or None, max_mining_pool=max_mining_pool or None)
+    _print_info(path)
+
+
+@data_app.command("info")
+def info_cmd(bench: Optional[Path] = typer.Argument(None, help="Benchmark directory (default: the default one).")) -> None:
+    """Print a table of counts per language and split."""
+    from metaxlm import paths
+
+    _print_info(bench or paths.default_benchmark_dir())
+
+
+def _print_info(path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from metaxlm.data.datacard import COLUMNS
+    from metaxlm.data.info import benchmark_info
+
+    info = benchmark_info(path)
+    table = Table(title=f"{info['path']}  (seed {info.get('seed')}, release {info.get('release')})")
+    table.add_column("lang")
+    for c in COLUMNS:
+        table.add_column(c, justify="right")
+    for lang in info["languages"]:
+        c = info["counts"].get(lang, {})
+        table.add_row(lang, *(f"{c[k]:,}" if k in c else "" for k in COLUMNS))
+    Console(width=max(120, Console().width)).print(table)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,238 @@
+"""Downloads into a checksum-verified cache, index decompression, and path-safe .deb extraction.
+
+Cache layout mirrors the archive: ``<cache>/dists/<release>/...`` and ``<cache>/pool/...``. A file is
+only ever visible under its final name once its SHA256 matched: downloads go to ``<name>.part``
+(resumed with an HTTP ``Range`` request when a previous attempt was cut), are hashed, then renamed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import shutil
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+from metaxlm.errors import UserError
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+Progress = Callable[[int], None]  # called with the number of new bytes
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_writable(cache: Path) -> None:
+    """Create ``cache`` and check that files can be written in it."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = cache / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cache directory {cache} is not writable ({e.strerror or e}): "
+                        "give another one with --cache or METAXLM_CACHE") from None
+
+
+def _open_url(url: str, start: int):
+    req = urllib.request.Request(url, headers={"User-Agent": "metaxlm"})
+    if start and not url.startswith("file:"):
+        req.add_header("Range", f"bytes={start}-")
+    return urllib.request.urlopen(req, timeout=TIMEOUT_S)
+
+
+def _fetch_to_part(url: str, part: Path, progress: Progress | None) -> None:
+    """Download ``url`` into ``part``, continuing an existing partial file when the server agrees."""
+    start = part.stat().st_size if part.exists() else 0
+    try:
+        resp = _open_url(url, start)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and start:  # range not satisfiable: the .part is complete or bigger; start over
+            part.unlink()
+            return _fetch_to_part(url, part, progress)
+        if e.code == 404:
+            raise FileNotFoundError(url) from None
+        raise UserError(f"archive answered HTTP {e.code} for {url}: check the mirror URL") from None
+    except (urllib.error.URLError, OSError) as e:
+        if isinstance(getattr(e, "reason", None), FileNotFoundError) or isinstance(e, FileNotFoundError):
+            raise FileNotFoundError(url) from None
+        reason = getattr(e, "reason", e)
+        raise UserError(f"archive unreachable at {url} ({reason}): check the network, or pass --mirror "
+                        "with a reachable Debian mirror") from None
+    with resp:
+        resumed = start and getattr(resp, "status", 200) == 206
+        mode = "ab" if resumed else "wb"
+        if progress and resumed:
+            progress(start)
+        try:
+            with open(part, mode) as f:
+                for block in iter(lambda: resp.read(CHUNK), b""):
+                    f.write(block)
+                    if progress:
+                        progress(len(block))
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            raise UserError(f"download of {url} was cut ({e}); run the command again to resume it") from None
+
+
+def download(url: str, dest: Path, sha256: str | None = None, size: int | None = None,
+             progress: Progress | None = None) -> Path:
+    """``dest`` holding ``url``'s content whose SHA256 is ``sha256`` (when given).
+
+    A present ``dest`` with the right hash is reused without any network access. A mismatch is
+    retried once from scratch; a second mismatch removes the download and raises a UserError.
+    ``FileNotFoundError`` means the archive has no such file (HTTP 404).
+    """
+    if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
+        if progress and size:
+            progress(size)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for attempt in (1, 2):
+        _fetch_to_part(url, part, progress)
+        got = sha256_file(part)
+        if sha256 is None or got == sha256:
+            os.replace(part, dest)
+            return dest
+        part.unlink(missing_ok=True)
+        if attempt == 2:
+            dest.unlink(missing_ok=True)
+            raise UserError(f"checksum mismatch for {url}: expected SHA256 {sha256[:16]}…, got {got[:16]}… "
+                            "twice; the mirror may be out of sync, try another with --mirror")
+    raise AssertionError("unreachable")
+
+
+def gpg_verify(inrelease: Path, keyring: Path | None) -> bool:
+    """True when ``gpgv`` and the keyring exist and the signature is good; False when they are absent.
+
+    A bad signature is a UserError (the index may have been tampered with).
+    """
+    if keyring is None or not keyring.is_file() or shutil.which("gpgv") is None:
+        return False
+    r = subprocess.run(["gpgv", "--keyring", str(keyring), str(inrelease)], capture_output=True, text=True)
+    if r.returncode != 0:
+        inrelease.unlink(missing_ok=True)
+        raise UserError(f"InRelease signature check failed with keyring {keyring}: the index may be "
+                        "tampered with or the keyring is outdated; try another --mirror")
+    return True
+
+
+# ------------------------------------------------------------------------------------ decompression
+
+def open_index(path: Path) -> Iterator[str]:
+    """Decoded lines of an index file, decompressing ``.xz``, ``.bz2``, ``.gz`` by suffix.
+
+    A truncated or corrupt compressed stream is a UserError naming the file.
+    """
+    opener = {".xz": lzma.open, ".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
+    try:
+        with opener(path, "rb") as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
+            yield from f
+    except (EOFError, lzma.LZMAError, OSError, gzip.BadGzipFile) as e:
+        raise UserError(f"index {path} is truncated or corrupt ({e}); delete it and fetch again") from None
+
+
+# ------------------------------------------------------------------------------------ .deb handling
+
+def ar_members(path: Path) -> dict[str, tuple[int, int]]:
+    """``{name: (offset, size)}`` of a Unix ar archive (the .deb container)."""
+    out: dict[str, tuple[int, int]] = {}
+    with open(path, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise UserError(f"{path} is not a .deb (no ar header): delete it and fetch again")
+        while True:
+            head = f.read(60)
+            if not head:
+                break
+            if len(head) < 60 or head[58:60] != b"`\n":
+                raise UserError(f"{path}: malformed ar member header; the .deb is truncated or corrupt")
+            name = head[:16].decode("ascii", "replace").strip().rstrip("/")
+            try:
+                size = int(head[48:58].decode("ascii").strip())
+            except ValueError:
+                raise UserError(f"{path}: malformed ar member size; the .deb is corrupt") from None
+            out[name] = (f.tell(), size)
+            f.seek(size + (size & 1), io.SEEK_CUR)
+    return out
+
+
+def _data_tar(path: Path) -> tuple[int, int, str]:
+    members = ar_members(path)
+    if "debian-binary" not in members:
+        raise UserError(f"{path}: unexpected .deb layout (no debian-binary member)")
+    data = [n for n in members if n.startswith("data.tar")]
+    if len(data) != 1:
+        raise UserError(f"{path}: unexpected .deb layout (members: {', '.join(members)})")
+    name = data[0]
+    comp = {"data.tar": "", "data.tar.xz": "xz", "data.tar.gz": "gz", "data.tar.bz2": "bz2"}.get(name)
+    if comp is None:
+        raise UserError(f"{path}: {name} uses a compression Python's standard library cannot read "
+                        "(only xz, gz, bz2 and none are supported)")
+    off, size = members[name]
+    return off, size, comp
+
+
+def safe_member_path(name: str) -> PurePosixPath:
+    """The relative path for a tar member; absolute paths and ``..`` are a UserError."""
+    p = PurePosixPath(name)
+    parts = [x for x in p.parts if x not in (".", "")]
+    if p.is_absolute() or ".." in parts:
+        raise UserError(f"archive member {name!r} points outside the target directory; refusing to extract")
+    return PurePosixPath(*parts) if parts else PurePosixPath(".")
+
+
+def extract_deb(deb: Path, target: Path, prefixes: tuple[str, ...], suffixes: tuple[str, ...] = ("",)) -> Path:
+    """Extract regular files under ``prefixes`` (e.g. ``usr/share/help/``) whose names end with one
+    of ``suffixes`` from the .deb's data.tar.
+
+    Idempotent: a finished extraction is marked with ``.complete`` and reused. Work happens in a
+    temporary sibling directory renamed into place, so a cut run leaves nothing half-written.
+    Members that would land outside ``target`` are refused; links and devices are skipped.
+    """
+    if (target / ".complete").exists():
+        return target
+    off, size, comp = _data_tar(deb)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        with open(deb, "rb") as f:
+            f.seek(off)
+            blob = f.read(size)
+        mode = f"r:{comp}" if comp else "r:"
+        with tarfile.open(fileobj=io.BytesIO(blob), mode=mode) as tar:
+            for m in tar:
+                rel = safe_member_path(m.name)
+                if not m.isfile() or not str(rel).startswith(prefixes) or not str(rel).endswith(suffixes):
+                    continue
+                out = tmp / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(m)
+                with open(out, "wb") as w:
+                    shutil.copyfileobj(src, w)
+    except (tarfile.TarError, EOFError, lzma.LZMAError, OSError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{deb}: unexpected .deb layout or corrupt data.tar ({e})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (tmp / ".complete").write_text("ok\n")
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,450 @@
+"""``metaxlm data build``: derive the leak-free benchmark (docs/benchmark.md) from the fetched sources.
+
+Splits are decided per *component* (source packages linked by a shared description, see
+:mod:`metaxlm.data.descriptions`) with a seeded hash, so every decision is deterministic and no source
+package lands on two sides:
+
+    u < topic_test                          topic test (English originals + their translations)
+    u < topic_test + topic_dev              topic dev (English)
+    u < ... + mining                        mining pools (dev/test by a second hash)
+    otherwise                               training pool: topic train (English), and the corpora:
+                                            English side or multilingual side by a third hash
+
+Documentation pairs (handbook, GNOME help) are split into parallel dev/test by page. Every held-out
+sentence (parallel, mining, topic dev/test paragraphs) is removed from the corpora, and a translated
+corpus paragraph whose English original is in ``corpus/en.txt`` is dropped too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from metaxlm import paths, progress
+from metaxlm.config import to_dict
+from metaxlm.data import languages as L
+from metaxlm.data.datacard import write_datacard
+from metaxlm.data.descriptions import LABELS, Item, components, dedup_key, load_items, norm
+from metaxlm.data.docs import doc_pairs
+from metaxlm.data.fetch import FetchConfig, fetch, load_manifest
+from metaxlm.errors import UserError
+from metaxlm.rundir import atomic_write_json, read_json
+
+FORMAT = 1
+MIN_TOPIC_WORDS = 12
+MIN_LINE_CHARS = 12
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that decides the content of a benchmark (part of its build key)."""
+
+    languages: tuple[str, ...] = L.DEFAULT_LANGUAGES
+    release: str = "bookworm"
+    seed: int = 0
+    # split shares (of components)
+    topic_test: float = 0.10
+    topic_dev: float = 0.05
+    mining: float = 0.10
+    multilingual_share: float = 0.5  # of the training pool: components whose translations feed corpus/<xx>
+    parallel_dev: float = 0.2        # of documentation pages
+    mining_gold: float = 0.5         # of translated mining descriptions whose English stays in the pool
+    # size caps (None = no cap)
+    max_corpus_lines: Optional[int] = 50_000      # per language
+    max_topic_train: Optional[int] = None
+    max_parallel_dev: Optional[int] = 1_000       # per language
+    max_parallel_test: Optional[int] = 5_000      # per language
+    max_mining_pool: Optional[int] = 5_000        # per side, language and split
+
+    def __post_init__(self):
+        object.__setattr__(self, "languages", L.parse_list(self.languages))
+        shares = (self.topic_test, self.topic_dev, self.mining)
+        if any(not 0 <= s < 1 for s in shares) or sum(shares) >= 1:
+            raise ValueError("topic_test, topic_dev and mining must be fractions that sum to less than 1")
+        for name in ("multilingual_share", "parallel_dev", "mining_gold"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a fraction between 0 and 1")
+        for name in ("max_corpus_lines", "max_topic_train", "max_parallel_dev", "max_parallel_test",
+                     "max_mining_pool"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"{name} must be a positive number or None")
+
+
+CAPS = ("max_corpus_lines", "max_topic_train", "max_parallel_dev", "max_parallel_test", "max_mining_pool")
+
+
+def unit(seed: int, *parts: str) -> float:
+    """A deterministic number in [0, 1) for ``parts`` under ``seed``."""
+    h = hashlib.sha256("\x1f".join((str(seed),) + parts).encode("utf-8")).digest()
+    return int.from_bytes(h[:8], "big") / 2.0 ** 64
+
+
+# ------------------------------------------------------------------------------------------ splits
+
+def assign_splits(items: dict[str, Item], cfg: BuildConfig) -> dict[str, str]:
+    """``{md5: split}`` with split in ``topic-test, topic-dev, mining-dev, mining-test, corpus-en,
+    corpus-ml``; decided per component, so a source package never spans two splits."""
+    comp = components(items)
+    out = {}
+    a, b, c = cfg.topic_test, cfg.topic_test + cfg.topic_dev, cfg.topic_test + cfg.topic_dev + cfg.mining
+    for md5, name in comp.items():
+        u = unit(cfg.seed, "split", name)
+        if u < a:
+            s = "topic-test"
+        elif u < b:
+            s = "topic-dev"
+        elif u < c:
+            s = "mining-dev" if unit(cfg.seed, "mining", name) < 0.5 else "mining-test"
+        else:
+            s = "corpus-ml" if unit(cfg.seed, "side", name) < cfg.multilingual_share else "corpus-en"
+        out[md5] = s
+    return out
+
+
+def _shuffled(rows: list, seed: int, tag: str) -> list:
+    rows = sorted(rows)
+    random.Random(f"{seed}/{tag}").shuffle(rows)
+    return rows
+
+
+def _cap(rows: list, n: int | None) -> list:
+    return rows if n is None else rows[:n]
+
+
+# ------------------------------------------------------------------------------------------ topic
+
+def topic_sets(items: dict[str, Item], split: dict[str, str], cfg: BuildConfig):
+    """English train/dev/test rows and translated test rows; near-duplicates are dropped."""
+    rows: dict[str, list[tuple[str, str, str, str]]] = {"train": [], "dev": [], "test": []}
+    which = {"corpus-en": "train", "corpus-ml": "train", "topic-dev": "dev", "topic-test": "test"}
+    for md5 in sorted(items, key=lambda m: (items[m].package, m)):
+        it = items[md5]
+        s = which.get(split[md5])
+        label = it.label()
+        if s is None or label is None or len(it.english.text().split()) < MIN_TOPIC_WORDS:
+            continue
+        if s == "test" and not any(lang in it.translations for lang in cfg.languages):
+            continue
+        rows[s].append((it.package, label, it.english.text(), md5))
+    seen: dict[str, str] = {}
+    kept: dict[str, list] = {}
+    for s in ("train", "dev", "test"):  # a near-duplicate of an earlier split's item is dropped
+        kept[s] = []
+        for r in rows[s]:
+            k = dedup_key(items[r[3]].english)
+            if k in seen:
+                continue
+            seen[k] = s
+            kept[s].append(r)
+    kept["train"] = _cap(_shuffled(kept["train"], cfg.seed, "topic-train"), cfg.max_topic_train)
+    kept["dev"] = _shuffled(kept["dev"], cfg.seed, "topic-dev")
+    kept["test"] = _shuffled(kept["test"], cfg.seed, "topic-test")
+    translated = {lang: [(pkg, lab, items[md5].translations[lang].text(), md5)
+                         for pkg, lab, _, md5 in kept["test"] if lang in items[md5].translations]
+                  for lang in cfg.languages}
+    return kept, translated
+
+
+# ------------------------------------------------------------------------------------------ mining
+
+def mining_sets(items: dict[str, Item], split: dict[str, str], cfg: BuildConfig, lang: str, which: str):
+    """BUCC-style pools for ``lang`` and split ``which`` (dev/test): ``(xx_rows, en_rows, gold)``.
+
+    Translated descriptions are either *gold* (both sides get their paragraphs) or *xx-only* (the
+    English is withheld); untranslated descriptions fill the English side.
+    """
+    gold_pairs, xx_only, en_fill = [], [], []
+    for md5 in sorted(items):
+        if split[md5] != f"mining-{which}":
+            continue
+        it = items[md5]
+        pairs = it.aligned(lang)
+        if pairs is None:
+            en_fill += [e for e in it.english.paragraphs]
+        elif unit(cfg.seed, "gold", lang, md5) < cfg.mining_gold:
+            gold_pairs += [(e, x) for e, x in pairs[1:]]
+        else:
+            xx_only += [x for _, x in pairs[1:]]
+    ok = lambda s: len(s) >= MIN_LINE_CHARS  # noqa: E731
+    # a sentence that occurs twice would make gold ambiguous: keep texts unique on each side
+    en_count = defaultdict(int)
+    xx_count = defaultdict(int)
+    for e, x in gold_pairs:
+        en_count[e] += 1
+        xx_count[x] += 1
+    for e in en_fill:
+        en_count[e] += 1
+    for x in xx_only:
+        xx_count[x] += 1
+    gold = sorted({(e, x) for e, x in gold_pairs if en_count[e] == 1 and xx_count[x] == 1 and ok(e) and ok(x)
+                   and e != x})
+    gold_en, gold_xx = {e for e, _ in gold}, {x for _, x in gold}
+    fill_en = sorted({e for e in en_fill if ok(e) and e not in gold_en})
+    fill_xx = sorted({x for x in xx_only if ok(x) and x not in gold_xx})
+    cap = cfg.max_mining_pool
+    if cap is not None:
+        gold = _shuffled(gold, cfg.seed, f"mining-gold/{lang}/{which}")[: max(1, cap // 2)]
+        fill_en = _shuffled(fill_en, cfg.seed, f"mining-en/{lang}/{which}")[: max(0, cap - len(gold))]
+        fill_xx = _shuffled(fill_xx, cfg.seed, f"mining-xx/{lang}/{which}")[: max(0, cap - len(gold))]
+    xx_side = _shuffled([(x, i) for i, (_, x) in enumerate(gold)] + [(x, -1) for x in fill_xx],
+                        cfg.seed, f"mining-xxpool/{lang}/{which}")
+    en_side = _shuffled([(e, i) for i, (e, _) in enumerate(gold)] + [(e, -1) for e in fill_en],
+                        cfg.seed, f"mining-enpool/{lang}/{which}")
+    xx_rows = [(f"{lang}-{which}-{n:06d}", s) for n, (s, _) in enumerate(xx_side)]
+    en_rows = [(f"en-{which}-{n:06d}", s) for n, (s, _) in enumerate(en_side)]
+    xx_id = {g: xx_rows[n][0] for n, (_, g) in enumerate(xx_side) if g >= 0}
+    en_id = {g: en_rows[n][0] for n, (_, g) in enumerate(en_side) if g >= 0}
+    gold_rows = sorted((xx_id[g], en_id[g]) for g in range(len(gold)))
+    return xx_rows, en_rows, gold_rows
+
+
+# ------------------------------------------------------------------------------------------ parallel
+
+def parallel_sets(doc_roots: tuple[Path | None, Path | None], cfg: BuildConfig):
+    """``{lang: {"dev": [(en, xx)], "test": [...]}}`` and the N-way rows from the test pages."""
+    en_cache: dict = {}
+    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for lang in cfg.languages:
+        by_en: dict[str, tuple[str, str]] = {}  # en -> (split, xx); test wins over dev
+        for page, en, xx in doc_pairs(doc_roots[0], doc_roots[1], lang, en_cache):
+            s = "dev" if unit(cfg.seed, "page", page) < cfg.parallel_dev else "test"
+            if en not in by_en or (s == "test" and by_en[en][0] == "dev"):
+                by_en[en] = (s, xx)
+        sets = {"dev": [], "test": []}
+        for en, (s, xx) in by_en.items():
+            sets[s].append((en, xx))
+        out[lang] = {
+            "dev": _cap(_shuffled(sets["dev"], cfg.seed, f"par-dev/{lang}"), cfg.max_parallel_dev),
+            "test": _cap(_shuffled(sets["test"], cfg.seed, f"par-test/{lang}"), cfg.max_parallel_test),
+        }
+    tables = {lang: dict(out[lang]["test"]) for lang in cfg.languages}
+    common = set.intersection(*(set(t) for t in tables.values())) if tables else set()
+    nway = [(en,) + tuple(tables[lang][en] for lang in cfg.languages) for en in sorted(common)]
+    return out, _shuffled(nway, cfg.seed, "nway")
+
+
+# ------------------------------------------------------------------------------------------ corpora
+
+def corpora(items: dict[str, Item], split: dict[str, str], cfg: BuildConfig, held_out: set[str]):
+    """``{lang: lines}``: English paragraphs of the English side; aligned translated paragraphs of the
+    multilingual side whose English original is not in the English corpus."""
+    ok = lambda s: len(s) >= MIN_LINE_CHARS and norm(s) not in held_out  # noqa: E731
+    en_lines: list[str] = []
+    seen: set[str] = set()
+    for md5 in sorted(items):
+        if split[md5] == "corpus-en":
+            it = items[md5]
+            for p in (it.english.short,) + it.english.paragraphs:
+                if ok(p) and p not in seen:
+                    seen.add(p)
+                    en_lines.append(p)
+    en_lines = _cap(_shuffled(en_lines, cfg.seed, "corpus/en"), cfg.max_corpus_lines)
+    en_norm = {norm(p) for p in seen}  # everything English-side, also lines cut by the cap
+    out = {"en": en_lines}
+    for lang in cfg.languages:
+        lines, seen_xx = [], set()
+        for md5 in sorted(items):
+            if split[md5] != "corpus-ml":
+                continue
+            for e, x in items[md5].aligned(lang) or ():
+                if ok(x) and x not in seen_xx and norm(e) not in en_norm and e != x:
+                    seen_xx.add(x)
+                    lines.append(x)
+        out[lang] = _cap(_shuffled(lines, cfg.seed, f"corpus/{lang}"), cfg.max_corpus_lines)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+def _text(s: str) -> str:
+    return " ".join(s.split())  # tabs/newlines -> spaces (the layout has no quoting)
+
+
+def _write_lines(path: Path, lines: list[str]) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for ln in lines:
+            f.write(ln + "\n")
+    return len(lines)
+
+
+def _write_tsv(path: Path, header: tuple[str, ...], rows) -> int:
+    return _write_lines(path, ["\t".join(header)] + ["\t".join(_text(c) for c in r) for r in rows]) - 1
+
+
+def build_key(cfg: BuildConfig, manifest: dict) -> str:
+    """Same options + same input files (by SHA256) + same format -> same key."""
+    inputs = {role: f["sha256"] for role, f in sorted(manifest["files"].items())
+              if role in ("packages", "translation-en") or role.startswith("deb-")
+              or role[len("translation-"):] in cfg.languages}
+    blob = json.dumps({"format": FORMAT, "config": to_dict(cfg), "inputs": inputs}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def is_complete(out: Path, key: str) -> bool:
+    st = out / "stats.json"
+    if not st.is_file():
+        return False
+    try:
+        stats = json.loads(st.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return stats.get("build_key") == key and all((out / rel).is_file() for rel in stats.get("files", {}))
+
+
+def build(cfg: BuildConfig, archive_root: Path, out: Path) -> Path:
+    """Build the benchmark of ``cfg`` from the fetched files in ``archive_root`` into ``out``."""
+    manifest = load_manifest(archive_root, cfg.release)
+    missing = [lang for lang in cfg.languages if f"translation-{lang}" not in manifest["files"]]
+    if missing:
+        raise UserError(f"language {missing[0]!r} was not fetched: run `metaxlm data fetch --languages "
+                        f"{','.join(cfg.languages)}`")
+    key = build_key(cfg, manifest)
+    if is_complete(out, key):
+        return out
+    if out.exists() and any(out.iterdir()) and not (out / "stats.json").exists():
+        raise UserError(f"{out} exists and is not a metaxlm benchmark: give an empty or new --out directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        stats = _build_into(cfg, archive_root, manifest, tmp)
+        stats["build_key"] = key
+        atomic_write_json(tmp / "stats.json", stats)
+        write_datacard(tmp / "datacard.md", stats, cfg)
+        from metaxlm.data.info import check_benchmark
+        check_benchmark(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict:
+    files: dict[str, int] = {}
+    with progress.task("build benchmark", total=6) as t:
+        items = load_items(root, manifest, cfg.languages)
+        t.advance(1, step="descriptions", items=len(items))
+        split = assign_splits(items, cfg)
+
+        # topic
+        topic, topic_xx = topic_sets(items, split, cfg)
+        head = ("id", "label", "text")
+        (out / "topic").mkdir(parents=True, exist_ok=True)
+        (out / "topic/labels.json").write_text(json.dumps(LABELS) + "\n", encoding="utf-8")
+        for name, rows in (("train", topic["train"]), ("dev", topic["dev"]), ("test-en", topic["test"])):
+            files[f"topic/{name}.tsv"] = _write_tsv(out / f"topic/{name}.tsv", head, [r[:3] for r in rows])
+        for lang in cfg.languages:
+            files[f"topic/test-{lang}.tsv"] = _write_tsv(out / f"topic/test-{lang}.tsv", head,
+                                                         [r[:3] for r in topic_xx[lang]])
+        t.advance(1, step="topic")
+
+        # parallel
+        doc_roots = tuple((root / manifest["files"][f"deb-{d}"]["extracted"])
+                          if f"deb-{d}" in manifest["files"] else None
+                          for d in ("gnome-user-docs", "debian-handbook"))
+        par, nway = parallel_sets(doc_roots, cfg)
+        for lang in cfg.languages:
+            for s in ("dev", "test"):
+                files[f"parallel/{lang}.{s}.tsv"] = _write_tsv(out / f"parallel/{lang}.{s}.tsv", ("en", lang),
+                                                               par[lang][s])
+        files["parallel/nway.tsv"] = _write_tsv(out / "parallel/nway.tsv", ("en",) + cfg.languages, nway)
+        t.advance(1, step="parallel")
+
+        # mining
+        mining_counts = {}
+        held: set[str] = set()
+        for lang in cfg.languages:
+            for s in ("dev", "test"):
+                xx_rows, en_rows, gold = mining_sets(items, split, cfg, lang, s)
+                base = f"mining/{lang}-en.{s}"
+                files[f"{base}.{lang}"] = _write_lines(out / f"{base}.{lang}", [f"{i}\t{_text(x)}" for i, x in xx_rows])
+                files[f"{base}.en"] = _write_lines(out / f"{base}.en", [f"{i}\t{_text(x)}" for i, x in en_rows])
+                files[f"{base}.gold"] = _write_lines(out / f"{base}.gold", [f"{a}\t{b}" for a, b in gold])
+                mining_counts[(lang, s)] = len(gold)
+                held.update(norm(x) for _, x in xx_rows + en_rows)
+        t.advance(1, step="mining")
+
+        # everything held out, then the corpora without it
+        for lang in cfg.languages:
+            for s in ("dev", "test"):
+                for e, x in par[lang][s]:
+                    held.add(norm(e))
+                    held.add(norm(x))
+        for md5, s in split.items():
+            if s in ("topic-test", "topic-dev"):
+                it = items[md5]
+                descs = [it.english] + [it.translations[lang] for lang in cfg.languages if lang in it.translations]
+                for d in descs:
+                    held.update(norm(p) for p in (d.short,) + d.paragraphs)
+                    held.add(norm(d.text()))
+        held.discard("")
+        corp = corpora(items, split, cfg, held)
+        for lang, lines in corp.items():
+            files[f"corpus/{lang}.txt"] = _write_lines(out / f"corpus/{lang}.txt", [_text(x) for x in lines])
+        t.advance(1, step="corpora")
+
+    counts = {"en": {"corpus": files["corpus/en.txt"], "topic-train": files["topic/train.tsv"],
+                     "topic-dev": files["topic/dev.tsv"], "topic-test": files["topic/test-en.tsv"]}}
+    for lang in cfg.languages:
+        counts[lang] = {
+            "corpus": files[f"corpus/{lang}.txt"], "topic-test": files[f"topic/test-{lang}.tsv"],
+            "parallel-dev": files[f"parallel/{lang}.dev.tsv"], "parallel-test": files[f"parallel/{lang}.test.tsv"],
+            "nway": files["parallel/nway.tsv"],
+            "mining-dev-gold": mining_counts[(lang, "dev")], "mining-test-gold": mining_counts[(lang, "test")],
+        }
+    label_counts = {s: {lab: sum(1 for r in topic[s] if r[1] == lab) for lab in LABELS}
+                    for s in ("train", "dev", "test")}
+    return {
+        "format": FORMAT,
+        "name": f"debian-{cfg.release}",
+        "languages": ["en", *cfg.languages],
+        "seed": cfg.seed,
+        "release": cfg.release,
+        "sources": {
+            "mirror": manifest["mirror"], "release_version": manifest.get("version"),
+            "release_date": manifest.get("date"), "release_file": manifest.get("release_file"),
+            "signature_verified": manifest.get("signature_verified"),
+            "files": {role: {k: v for k, v in f.items() if k != "extracted"}
+                      for role, f in sorted(manifest["files"].items())
+                      if role in ("packages", "translation-en") or role.startswith("deb-")
+                      or role[len("translation-"):] in cfg.languages},
+        },
+        "config": to_dict(cfg),
+        "labels": LABELS,
+        "topic_label_counts": label_counts,
+        "counts": counts,
+        "files": dict(sorted(files.items())),
+    }
+
+
+# ------------------------------------------------------------------------------------------ API
+
+def build_benchmark(out: str | Path | None = None, languages=None, release: str = "bookworm",
+                    mirror: str | None = None, cache: str | Path | None = None, seed: int = 0,
+                    **caps) -> Path:
+    """Fetch what is missing, build into ``out`` (default: the default benchmark dir), return it.
+
+    ``caps`` are :class:`BuildConfig` fields (e.g. ``max_corpus_lines=20000``). Returns at once when
+    the same build (same options and inputs) is already complete there.
+    """
+    from metaxlm.config import build as build_config
+
+    cfg = build_config(BuildConfig, {"languages": list(L.parse_list(languages)), "release": release,
+                                     "seed": seed, **caps}, where="build_benchmark")
+    root = fetch(FetchConfig(languages=cfg.languages, release=release, mirror=mirror,
+                             cache=Path(cache) if cache else None))
+    return build(cfg, root, Path(out).expanduser() if out else paths.default_benchmark_dir())

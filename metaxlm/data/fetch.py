@@ -1,0 +1,165 @@
+"""``metaxlm data fetch``: everything the benchmark is built from, verified, in the cache.
+
+Fetched for one release (``main``): ``InRelease`` (or ``Release``), ``Translation-en`` and one
+``Translation-<lang>`` per target language, ``binary-amd64/Packages``, and the two documentation
+packages ``debian-handbook`` and ``gnome-user-docs`` (extracted). The result is described by
+``<cache>/manifest-<release>.json``, which the build reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from metaxlm import paths, progress
+from metaxlm.data import languages as L
+from metaxlm.data.archive import (DEFAULT_KEYRING, download, ensure_writable, extract_deb, gpg_verify,
+                                  open_index)
+from metaxlm.data.deb822 import FileSum, parse_packages, parse_release
+from metaxlm.data.sources import resolve_mirror
+from metaxlm.errors import UserError
+from metaxlm.rundir import atomic_write_json, read_json
+
+DOC_PACKAGES = {
+    "debian-handbook": ("usr/share/doc/debian-handbook/html/",),
+    "gnome-user-docs": ("usr/share/help/",),
+}
+_COMPRESSIONS = (".xz", ".bz2", ".gz", "")
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    languages: tuple[str, ...] = L.DEFAULT_LANGUAGES
+    release: str = "bookworm"
+    mirror: Optional[str] = None
+    cache: Optional[Path] = None
+    refresh: bool = False  # download InRelease again even when one is cached
+    keyring: Optional[Path] = DEFAULT_KEYRING
+    apt_root: Path = Path("/etc/apt")
+    arch: str = "amd64"
+    doc_packages: tuple[str, ...] = tuple(DOC_PACKAGES)
+
+    def __post_init__(self):
+        object.__setattr__(self, "languages", L.parse_list(self.languages))
+        if not self.release or "/" in self.release:
+            raise ValueError(f"release {self.release!r} is not a suite name like bookworm")
+
+
+def archive_cache(cache: Path | None) -> Path:
+    return Path(cache).expanduser() if cache else paths.cache_dir() / "archive"
+
+
+def manifest_path(cache: Path, release: str) -> Path:
+    return cache / f"manifest-{release}.json"
+
+
+def _pick(sums: dict[str, FileSum], stem: str) -> str | None:
+    for ext in _COMPRESSIONS:
+        if stem + ext in sums:
+            return stem + ext
+    return None
+
+
+def fetch_sources(languages=None, release: str = "bookworm", mirror: str | None = None,
+                  cache: str | Path | None = None, **options) -> Path:
+    """Fetch (or reuse) every source file; return the archive cache directory holding the manifest."""
+    cfg = FetchConfig(languages=L.parse_list(languages), release=release, mirror=mirror,
+                      cache=Path(cache) if cache else None, **options)
+    return fetch(cfg)
+
+
+def fetch(cfg: FetchConfig) -> Path:
+    root = archive_cache(cfg.cache)
+    ensure_writable(root)
+    dists = f"dists/{cfg.release}"
+    cached = manifest_path(root, cfg.release)
+    old = read_json(cached) if cached.exists() else {}
+    mirror = old.get("mirror") if old and not cfg.mirror and not cfg.refresh else None
+    mirror = mirror or resolve_mirror(cfg.release, cfg.mirror, cfg.apt_root)
+
+    def url(rel: str) -> str:
+        return f"{mirror}/{rel}"
+
+    # 1. the release index: reused from the cache unless --refresh
+    inrel = root / dists / "InRelease"
+    rel_file = root / dists / "Release"
+    if cfg.refresh:
+        inrel.unlink(missing_ok=True)
+        rel_file.unlink(missing_ok=True)
+    index = inrel if inrel.exists() else rel_file if rel_file.exists() else None
+    if index is None:
+        try:
+            index = download(url(f"{dists}/InRelease"), inrel)
+        except FileNotFoundError:
+            try:
+                index = download(url(f"{dists}/Release"), rel_file)
+            except FileNotFoundError:
+                raise UserError(f"the archive at {mirror} has no release {cfg.release!r} "
+                                f"(no {dists}/InRelease or Release): check --release and --mirror") from None
+    verified = index.name == "InRelease" and gpg_verify(index, cfg.keyring)
+    fields, sums = parse_release(index.read_text(encoding="utf-8", errors="replace"), str(index))
+
+    # 2. indices listed in the release file
+    wanted: dict[str, str] = {}
+    for lang in ("en",) + cfg.languages:
+        stem = f"main/i18n/Translation-{L.debian(lang)}"
+        name = _pick(sums, stem)
+        if name is None:
+            have = sorted({p.split("Translation-")[1].split(".")[0] for p in sums if "main/i18n/Translation-" in p})
+            raise UserError(f"release {cfg.release} has no translation file for language {lang!r} "
+                            f"({stem}); available: {', '.join(have)}")
+        wanted[f"translation-{lang}"] = name
+    pk = _pick(sums, f"main/binary-{cfg.arch}/Packages")
+    if pk is None:
+        raise UserError(f"release {cfg.release} lists no main/binary-{cfg.arch}/Packages index")
+    wanted["packages"] = pk
+
+    files: dict[str, dict] = {}
+    total = sum(sums[n].size for n in wanted.values())
+    with progress.task(f"fetch {cfg.release} indices", total=total) as t:
+        for role, name in wanted.items():
+            s = sums[name]
+            download(url(f"{dists}/{name}"), root / dists / name, s.sha256, s.size, progress=t.advance)
+            files[role] = {"path": f"{dists}/{name}", "sha256": s.sha256, "size": s.size}
+
+    # 3. documentation packages from the pool, found through Packages
+    debs = {}
+    for p in parse_packages(open_index(root / files["packages"]["path"]), files["packages"]["path"]):
+        if p.package in cfg.doc_packages and p.package not in debs:
+            debs[p.package] = p
+    missing = [d for d in cfg.doc_packages if d not in debs]
+    if missing:
+        raise UserError(f"release {cfg.release} has no package {missing[0]!r} in main/binary-{cfg.arch}/Packages")
+    with progress.task("fetch documentation packages", total=sum(d.size for d in debs.values())) as t:
+        for name in cfg.doc_packages:
+            p = debs[name]
+            if not p.filename.startswith("pool/") or ".." in p.filename or len(p.sha256) != 64:
+                raise UserError(f"Packages entry for {name} has a bad Filename or SHA256")
+            deb = download(url(p.filename), root / p.filename, p.sha256, p.size, progress=t.advance)
+            target = root / "extract" / f"{name}-{p.sha256[:16]}"
+            extract_deb(deb, target, DOC_PACKAGES.get(name, ("usr/share/",)), (".page", ".html"))
+            files[f"deb-{name}"] = {"path": p.filename, "sha256": p.sha256, "size": p.size,
+                                    "extracted": str(target.relative_to(root))}
+
+    manifest = {
+        "release": cfg.release, "mirror": mirror, "codename": fields.get("Codename"),
+        "version": fields.get("Version"), "date": fields.get("Date"),
+        "release_file": index.name, "signature_verified": verified,
+        "languages": list(cfg.languages), "files": files,
+    }
+    # Merge with languages fetched before so a later fetch for fewer languages keeps the others.
+    if old.get("release") == cfg.release and old.get("files", {}).get("packages") == files["packages"]:
+        for role, entry in old.get("files", {}).items():
+            if role.startswith("translation-") and role not in files and (root / entry["path"]).exists():
+                files[role] = entry
+        manifest["languages"] = sorted({*old.get("languages", []), *cfg.languages})
+    atomic_write_json(cached, manifest)
+    return root
+
+
+def load_manifest(root: Path, release: str) -> dict:
+    p = manifest_path(root, release)
+    if not p.exists():
+        raise UserError(f"nothing fetched for {release} in {root}: run `metaxlm data fetch` first")
+    return read_json(p)
