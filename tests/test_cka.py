@@ -223,3 +223,17 @@ def test_guards(call, needle):
         call()
     assert isinstance(e.value, UserError) and isinstance(e.value, ValueError)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("n,d", [(30, 4), (12, 20)])
+@pytest.mark.parametrize("debiased", [False, True])
+def test_cka_matrix_equals_pairwise(n, d, debiased):
+    rng = np.random.default_rng(12)
+    Xs = [rng.normal(size=(n, d)) for _ in range(3)]
+    Ys = [Xs[0] @ rng.normal(size=(d, d + 1)) + rng.normal(size=(n, d + 1)) for _ in range(2)]
+    M = cka.cka_matrix(Xs, np.stack(Ys), debiased=debiased)
+    assert M.shape == (3, 2)
+    for i in range(3):
+        for j in range(2):
+            assert M[i, j] == pytest.approx(linear_cka(Xs[i], Ys[j], debiased=debiased), rel=1e-10)
+    assert np.diag(cka.cka_matrix(Xs, Xs, debiased=debiased)) == pytest.approx(1.0, abs=1e-12)

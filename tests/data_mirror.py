@@ -1,0 +1,145 @@
+"""A small synthetic Debian mirror on disk, for offline fetch/build tests.
+
+``make_mirror(root)`` writes ``dists/<release>/Release`` (unsigned, with real SHA256 sums), compressed
+``Translation-{en,de,fr}`` and ``Packages``, and the two documentation .debs (ar + data.tar.xz) in the
+pool. Text is generated from a fixed vocabulary so that it is deterministic and varied enough to split.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import lzma
+import random
+import tarfile
+from pathlib import Path
+
+RELEASE = "testrel"
+SECTIONS = ["games", "graphics", "sound", "net", "science", "admin", "text", "libs", "python", "doc"]
+WORDS = ("tool library game engine network server client image audio video editor text file system "
+         "disk user data fast small simple graphical command line interface support format protocol "
+         "player window screen plugin module driver kernel shell script package archive viewer").split()
+DE = {w: w[::-1] + "en" for w in WORDS}  # not German, but a deterministic "translation"
+FR = {w: w[::-1] + "ie" for w in WORDS}
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def _translate(text: str, table: dict) -> str:
+    return " ".join(table.get(w.lower().strip("."), w) for w in text.split()).capitalize() + "."
+
+
+def _field(desc_short: str, paras: list[str]) -> str:
+    body = "\n .\n".join(" " + p for p in paras)
+    return f"{desc_short}\n{body}"
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _ar(members: list[tuple[str, bytes]]) -> bytes:
+    out = io.BytesIO()
+    out.write(b"!<arch>\n")
+    for name, data in members:
+        out.write(f"{name:<16}{0:<12}{0:<6}{0:<6}{'100644':<8}{len(data):<10}`\n".encode())
+        out.write(data)
+        if len(data) % 2:
+            out.write(b"\n")
+    return out.getvalue()
+
+
+def _tar_xz(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def make_deb(files: dict[str, bytes], data_member: str = "data.tar.xz") -> bytes:
+    return _ar([("debian-binary", b"2.0\n"), ("control.tar.xz", _tar_xz({"./control": b"Package: x\n"})),
+                (data_member, _tar_xz(files))])
+
+
+def _mallard(blocks: list[str]) -> bytes:
+    body = "".join(f"<p>{b}</p>" for b in blocks)
+    return (f'<page xmlns="http://projectmallard.org/1.0/" id="x"><info><desc>{blocks[0]}</desc></info>'
+            f"<title>{blocks[1]}</title>{body}</page>").encode()
+
+
+def _html(blocks: list[str]) -> bytes:
+    body = "".join(f'<div class="para">{b}</div>' for b in blocks)
+    return f"<html><body><p class=\"title\">{blocks[0]}</p>{body}<pre>code here</pre></body></html>".encode()
+
+
+def doc_files(rng: random.Random, pages: int = 12, blocks: int = 6) -> tuple[dict, dict]:
+    gnome, handbook = {}, {}
+    for i in range(pages):
+        en = [_sentence(rng, rng.randint(5, 12)) for _ in range(blocks)]
+        de, fr = [_translate(b, DE) for b in en], [_translate(b, FR) for b in en]
+        gnome[f"usr/share/help/C/gnome-help/page{i}.page"] = _mallard(en)
+        gnome[f"usr/share/help/de/gnome-help/page{i}.page"] = _mallard(de)
+        gnome[f"usr/share/help/fr/gnome-help/page{i}.page"] = _mallard(fr if i % 5 else fr[:-1])  # misaligned
+        en2 = [_sentence(rng, rng.randint(5, 12)) for _ in range(blocks)]
+        handbook[f"usr/share/doc/debian-handbook/html/en-US/ch{i}.html"] = _html(en2)
+        handbook[f"usr/share/doc/debian-handbook/html/de-DE/ch{i}.html"] = _html([_translate(b, DE) for b in en2])
+        handbook[f"usr/share/doc/debian-handbook/html/fr-FR/ch{i}.html"] = _html([_translate(b, FR) for b in en2])
+    return gnome, handbook
+
+
+def make_mirror(root: Path, n_sources: int = 120, seed: int = 7, deb_override: dict | None = None) -> str:
+    """Write the mirror under ``root``; return its ``file://`` URL."""
+    rng = random.Random(seed)
+    dist = root / "dists" / RELEASE
+    (dist / "main/i18n").mkdir(parents=True, exist_ok=True)
+    (dist / "main/binary-amd64").mkdir(parents=True, exist_ok=True)
+    tr = {"en": [], "de": [], "fr": []}
+    packages = []
+    for s in range(n_sources):
+        src = f"src{s:03d}"
+        section = SECTIONS[s % len(SECTIONS)]
+        base = [_sentence(rng, rng.randint(8, 16)) for _ in range(rng.randint(1, 3))]
+        for b, suffix in enumerate(["", "-data"] if s % 3 == 0 else [""]):
+            pkg = f"{src}{suffix}"
+            paras = base + ([f"This package contains the {suffix[1:]} files."] if suffix else [])
+            short = f"{rng.choice(WORDS)} {rng.choice(WORDS)} for {pkg}"
+            en = _field(short, paras)
+            md5 = _md5(en)
+            tr["en"].append(f"Package: {pkg}\nDescription-md5: {md5}\nDescription-en: {en}\n")
+            if s % 2 == 0:
+                tr["de"].append(f"Package: {pkg}\nDescription-md5: {md5}\nDescription-de: "
+                                f"{_field(_translate(short, DE), [_translate(p, DE) for p in paras])}\n")
+            if s % 3 != 2:
+                tr["fr"].append(f"Package: {pkg}\nDescription-md5: {md5}\nDescription-fr: "
+                                f"{_field(_translate(short, FR), [_translate(p, FR) for p in paras])}\n")
+            source = "" if pkg == src else f"Source: {src} (1.0-1)\n"
+            packages.append(f"Package: {pkg}\n{source}Section: {section}\nDescription-md5: {md5}\n"
+                            f"Filename: pool/main/s/{src}/{pkg}_1.0_all.deb\nSize: 100\nSHA256: {'0' * 64}\n")
+    gnome, handbook = doc_files(rng)
+    debs = {"gnome-user-docs": make_deb(gnome), "debian-handbook": make_deb(handbook)}
+    debs.update(deb_override or {})
+    for name, blob in debs.items():
+        rel = f"pool/main/{name[0]}/{name}/{name}_1_all.deb"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(blob)
+        packages.append(f"Package: {name}\nSection: doc\nDescription-md5: {_md5(name)}\nFilename: {rel}\n"
+                        f"Size: {len(blob)}\nSHA256: {hashlib.sha256(blob).hexdigest()}\n")
+    written = {
+        "main/i18n/Translation-en.xz": lzma.compress("\n".join(tr["en"]).encode()),
+        "main/i18n/Translation-de.bz2": bz2.compress("\n".join(tr["de"]).encode()),
+        "main/i18n/Translation-fr": "\n".join(tr["fr"]).encode(),
+        "main/binary-amd64/Packages.xz": lzma.compress("\n".join(packages).encode()),
+    }
+    sums = []
+    for rel, blob in written.items():
+        (dist / rel).write_bytes(blob)
+        sums.append(f" {hashlib.sha256(blob).hexdigest()} {len(blob):>8} {rel}")
+    (dist / "Release").write_text(f"Origin: Test\nCodename: {RELEASE}\nVersion: 1\nSHA256:\n" + "\n".join(sums) + "\n")
+    return root.resolve().as_uri()
