@@ -94,6 +94,27 @@ def test_faiss_topk_equals_numpy():
     assert i1.shape == (50, 3)
 
 
+@pytest.mark.parametrize("tile", [7, 16, 4096])
+def test_fused_both_ways_topk_equals_numpy(tile):
+    x, y = _pairs_data(n=45, m=38, d=12, seed=11)
+    xs, xi, ys, yi = R.knn_both(x, y, 4, 3, tile=tile)
+    rs, ri = ref_topk(x, y, 4)
+    np.testing.assert_array_equal(xi, ri)
+    np.testing.assert_allclose(xs, rs, atol=1e-5)
+    rs, ri = ref_topk(y, x, 3)
+    np.testing.assert_array_equal(yi, ri)
+    np.testing.assert_allclose(ys, rs, atol=1e-5)
+    _, xi, _, yi = R.knn_both(x[:2], y, 4, 4, tile=tile)  # k clipped to the other side's size
+    assert xi.shape == (2, 4) and yi.shape == (38, 2)
+
+
+@pytest.mark.parametrize("engine", ["fused", "faiss"])
+def test_engines_mine_the_same_pairs(engine):
+    x, y = _pairs_data(n=80, m=90, d=16, seed=12)
+    pairs, _ = R.compute_mined_pairs(x, y, engine=engine)
+    assert set(map(tuple, pairs.tolist())) == set(ref_mine(x, y, 4, "ratio", "max"))
+
+
 @pytest.mark.parametrize("margin", R.MARGINS)
 def test_margin_scores_equal_brute_force(margin):
     x, y = _pairs_data(n=30, m=25, seed=2)

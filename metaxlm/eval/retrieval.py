@@ -89,6 +89,63 @@ def knn(queries: np.ndarray, database: np.ndarray, k: int, *, normalized: bool =
     return sims, ids
 
 
+class _TopK:
+    """faiss heaps keeping the ``k`` largest values (and their column ids) of each of ``n`` rows."""
+
+    def __init__(self, n: int, k: int):
+        import faiss
+
+        self.sims = np.empty((n, k), np.float32)
+        self.ids = np.empty((n, k), np.int64)
+        self._heaps = faiss.float_minheap_array_t()
+        self._heaps.k, self._heaps.nh = k, n
+        self._heaps.val, self._heaps.ids = faiss.swig_ptr(self.sims), faiss.swig_ptr(self.ids)
+        self._heaps.heapify()
+
+    def add(self, block: np.ndarray, row0: int, col0: int) -> None:
+        """``block`` (rows row0.., columns col0..), C-contiguous float32."""
+        import faiss
+
+        self._heaps.addn(block.shape[1], faiss.swig_ptr(block), col0, row0, block.shape[0])
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self._heaps.reorder()  # best first
+        return self.sims, self.ids
+
+
+def knn_both(x: np.ndarray, y: np.ndarray, kx: int, ky: int, *, normalized: bool = False,
+             tile: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Exact top-k both ways from ONE pass over the similarity matrix (half the work of two searches).
+
+    Returns ``(x2y_sims, x2y_ids, y2x_sims, y2x_ids)`` like two :func:`knn` calls with ``kx`` and
+    ``ky`` neighbours. Each ``tile × tile`` block of ``x yᵀ`` is computed once (BLAS) and fed,
+    as is and transposed, to faiss top-k heaps; memory is two blocks plus the results.
+    """
+    import torch
+
+    x = np.ascontiguousarray(x, dtype=np.float32) if normalized else l2_normalize(x)
+    y = np.ascontiguousarray(y, dtype=np.float32) if normalized else l2_normalize(y)
+    nx, ny = len(x), len(y)
+    kx, ky = min(int(kx), ny), min(int(ky), nx)
+    if nx == 0 or ny == 0 or kx < 1 or ky < 1:
+        z = lambda n, k: (np.zeros((n, max(k, 0)), np.float32), np.zeros((n, max(k, 0)), np.int64))  # noqa: E731
+        return (*z(nx, kx), *z(ny, ky))
+    fwd, bwd = _TopK(nx, kx), _TopK(ny, ky)
+    buf = np.empty(min(tile, nx) * min(tile, ny), np.float32)
+    buf_t = np.empty_like(buf)
+    for i0 in range(0, nx, tile):
+        xb = x[i0:i0 + tile]
+        for j0 in range(0, ny, tile):
+            yb = y[j0:j0 + tile]
+            block = buf[: len(xb) * len(yb)].reshape(len(xb), len(yb))
+            np.matmul(xb, yb.T, out=block)
+            fwd.add(block, i0, j0)
+            block_t = buf_t[: len(xb) * len(yb)].reshape(len(yb), len(xb))
+            torch.from_numpy(block_t).copy_(torch.from_numpy(block).T)  # fast transpose
+            bwd.add(block_t, j0, i0)
+    return (*fwd.result(), *bwd.result())
+
+
 # -- margin scoring -------------------------------------------------------------------------------
 def apply_margin(a: np.ndarray, b: np.ndarray, margin: str) -> np.ndarray:
     if margin == "ratio":
@@ -121,15 +178,26 @@ class MarginCandidates:
 
 
 def compute_margin_candidates(x: np.ndarray, y: np.ndarray, *, k: int = 4, margin: str = "ratio",
-                              normalized: bool = False, chunk_size: int = 8192,
-                              gpu: bool | None = None) -> MarginCandidates:
-    """kNN both ways (``k`` clipped to the other side's size) and margin scores of the candidates."""
+                              normalized: bool = False, chunk_size: int = 8192, gpu: bool | None = None,
+                              engine: str = "auto") -> MarginCandidates:
+    """kNN both ways (``k`` clipped to the other side's size) and margin scores of the candidates.
+
+    ``engine``: ``fused`` (:func:`knn_both`, one pass over the similarity matrix; the CPU default),
+    ``faiss`` (two ``IndexFlatIP`` searches; the default when faiss has GPUs).
+    """
     if margin not in MARGINS:
         raise ValueError(f"unknown margin {margin!r}; choose one of {', '.join(MARGINS)}")
+    if engine not in ("auto", "fused", "faiss"):
+        raise ValueError(f"unknown engine {engine!r}; choose auto, fused or faiss")
     if not normalized:
         x, y = l2_normalize(x), l2_normalize(y)
-    x2y_sim, x2y_ind = knn(x, y, min(len(y), k), normalized=True, chunk_size=chunk_size, gpu=gpu)
-    y2x_sim, y2x_ind = knn(y, x, min(len(x), k), normalized=True, chunk_size=chunk_size, gpu=gpu)
+    if engine == "auto":
+        engine = "faiss" if (gpu if gpu is not None else _gpu_available()) else "fused"
+    if engine == "fused":
+        x2y_sim, x2y_ind, y2x_sim, y2x_ind = knn_both(x, y, k, k, normalized=True)
+    else:
+        x2y_sim, x2y_ind = knn(x, y, min(len(y), k), normalized=True, chunk_size=chunk_size, gpu=gpu)
+        y2x_sim, y2x_ind = knn(y, x, min(len(x), k), normalized=True, chunk_size=chunk_size, gpu=gpu)
     x2y_mean = x2y_sim.mean(axis=1)
     y2x_mean = y2x_sim.mean(axis=1)
     fwd = apply_margin(x2y_sim, (x2y_mean[:, None] + y2x_mean[x2y_ind]) / 2, margin)
@@ -140,7 +208,8 @@ def compute_margin_candidates(x: np.ndarray, y: np.ndarray, *, k: int = 4, margi
 def compute_mined_pairs(x: np.ndarray | None = None, y: np.ndarray | None = None, *, k: int = 4,
                         margin: str = "ratio", retrieval: str = "max",
                         candidates: MarginCandidates | None = None, normalized: bool = False,
-                        chunk_size: int = 8192, gpu: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        chunk_size: int = 8192, gpu: bool | None = None,
+                        engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Mine pairs: ``(pairs (m, 2) int64 [x index, y index], scores (m,))``, highest score first.
 
     No threshold is applied: every candidate the retrieval strategy links is returned, so a
@@ -149,7 +218,7 @@ def compute_mined_pairs(x: np.ndarray | None = None, y: np.ndarray | None = None
     if retrieval not in RETRIEVALS:
         raise ValueError(f"unknown retrieval {retrieval!r}; choose one of {', '.join(RETRIEVALS)}")
     c = candidates or compute_margin_candidates(x, y, k=k, margin=margin, normalized=normalized,
-                                                chunk_size=chunk_size, gpu=gpu)
+                                                chunk_size=chunk_size, gpu=gpu, engine=engine)
     nx, ny = len(c.fwd_ids), len(c.bwd_ids)
     if nx == 0 or ny == 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.float64)
