@@ -28,7 +28,7 @@ def test_report_full_through_cli(cli, tmp_path):
     assert html.count("data:image/png;base64,") >= 7  # losses, gap, retrieval, CKA, heatmap, curves
     for needle in ["English generalization", "Cross-lingual transfer", "Alignment of representations",
                    "better", "worse", "no significant difference", "below control", "Per-language transfer: topic",
-                   "Metrics over pretraining", "Provenance", "0123456789ab", "Welch"]:
+                   "Metrics over pretraining", "Provenance", "0123456789ab", "Welch", "Comparison steps"]:
         assert needle in html, needle
     md = out.with_suffix(".md").read_text(encoding="utf-8")
     assert "| English generalization | topic accuracy, English (en_score) | 0.710 ± 0.025 (n=3) | " \

@@ -25,6 +25,7 @@ from metaxlm.errors import UserError
 
 REGIMES = ("single", "meta", "en-only", "none")  # the built-in regimes, in display order
 CONTROL_LABELS = ("majority", "lexical")
+SKIP_DIRS = ("checkpoints", "results", "replaced", "tokenizer", "plots", "predictions")
 _TOKENS = re.compile(r"^tokens[-_]?(\d+)$")
 
 
@@ -70,6 +71,7 @@ class Collection:
     curves: list[Entry] = field(default_factory=list)  # intermediate-checkpoint results
     pairs: list[Entry] = field(default_factory=list)  # align_pair results
     problems: list[str] = field(default_factory=list)  # unreadable files, unknown models, duplicates
+    steps: dict[str, dict] = field(default_factory=dict)  # comparison dir → its steps.json (wall times)
 
     # -- queries ---------------------------------------------------------------------------------
     def train_runs(self) -> list[Run]:
@@ -148,9 +150,10 @@ def _read_run(path: Path, problems: list[str]) -> Run:
 
 def _walk(root: Path) -> Iterable[Path]:
     """Directories under ``root`` (itself included) that look like runs: meta.json or results/.
-    ``checkpoints/`` (model weights), ``results/`` and hidden directories are not descended into."""
+    ``checkpoints/`` (model weights), ``results/``, ``replaced/`` (outputs superseded by
+    ``metaxlm compare --force``) and hidden directories are not descended into."""
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in ("checkpoints", "results") and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         d = Path(dirpath)
         if "meta.json" in filenames or (d / "results").is_dir():
             yield d
@@ -253,6 +256,17 @@ def collect(paths: Iterable[str | Path]) -> Collection:
     if not any(r.results for r in col.runs):
         raise UserError(f"no results/*.json found under {', '.join(map(str, roots))}: "
                         "give the directories written by metaxlm compare / eval / probe")
+    # The comparison a root belongs to (``metaxlm compare`` passes CMP/train, CMP/eval, CMP/probe):
+    # its meta.json/config.yaml and steps.json are provenance.
+    for root in roots:
+        for cmp in (root, root.parent):
+            if (cmp / "steps.json").is_file() and str(cmp) not in col.steps:
+                steps = _read_json(cmp / "steps.json", col.problems)
+                if steps is not None:
+                    col.steps[str(cmp)] = steps
+                if cmp.resolve() not in seen and (cmp / "meta.json").is_file():
+                    seen.add(cmp.resolve())
+                    col.runs.insert(0, _read_run(cmp, col.problems))
     by_path = {r.path.resolve(): r for r in col.runs}
     # A training run with no regime anywhere is still a run; results are attributed below.
     keyed: dict[tuple, Entry] = {}

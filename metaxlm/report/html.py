@@ -137,6 +137,9 @@ def render(s: Summary, figures: list[Figure]) -> str:
                                                                if f.name.startswith("cka-pair")]))
     b.append("<h2>Metrics over pretraining</h2>" + fig(["curves"]))
     b.append("<h2>Provenance</h2>")
+    if s.steps:
+        b.append("<h3>Comparison steps</h3>")
+        b.append(table(T.steps(s)))
     b.append("<h3>Training runs</h3>")
     b.append(table(T.provenance(s, training=True)))
     others = T.provenance(s, training=False)

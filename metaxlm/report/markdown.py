@@ -55,7 +55,8 @@ def sections(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> li
     for title, names in groups:
         out.append((title, fig(names) or "not run"))
     others = T.provenance(s, training=False)
-    prov = ("### Training runs\n\n" + table(T.provenance(s, training=True)) +
+    prov = (("### Comparison steps\n\n" + table(T.steps(s)) + "\n\n" if s.steps else "") +
+            "### Training runs\n\n" + table(T.provenance(s, training=True)) +
             f"\n\n<details><summary>Evaluation, probe and comparison runs ({len(others.rows)})</summary>\n\n"
             + table(others) + "\n\n</details>\n\n### Environment and data\n\n" + table(T.environment(s)))
     configs = [p for p in s.provenance if p["config"]]

@@ -41,6 +41,7 @@ class Summary:
     data_hashes: list[tuple[str, str]]
     problems: list[str]
     notes: list[str]  # ``notes`` recorded inside result files (e.g. undefined CKA at a layer)
+    steps: list[dict]  # steps.json of the comparison(s): step, status, seconds
     units: list[str]  # notes on which seeds the intervals are over
     has_curves: bool
 
@@ -218,7 +219,13 @@ def _what_this_shows(rows: list[Row]) -> list[str]:
     for claim, title in V.CLAIMS.items():
         rs = [r for r in by_claim.get(claim, []) if r.verdict.verdict != V.NOT_RUN]
         if not rs:
-            out.append(f"{title}: not run.")
+            have = sorted({v for r in by_claim.get(claim, []) for v, smp in r.samples.items()
+                           if smp is not None and v not in CONTROL_LABELS})
+            if have:
+                out.append(f"{title}: only {_join(have)} {'has' if len(have) == 1 else 'have'} results; "
+                           "`single` and `meta` both need them for a comparison.")
+            else:
+                out.append(f"{title}: not run.")
             continue
         main = rs[0]
         v = main.verdict.verdict
@@ -310,6 +317,10 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
         data_hashes=_data_hashes(col),
         problems=list(col.problems),
         notes=_notes(col),
+        steps=[{"comparison": cmp, "step": k, "status": str(v.get("status", "")) if isinstance(v, dict) else "",
+                "seconds": v.get("seconds") if isinstance(v, dict) else None,
+                "skipped": bool(v.get("skipped")) if isinstance(v, dict) else False}
+               for cmp, steps in col.steps.items() if isinstance(steps, dict) for k, v in steps.items()],
         units=unit_notes,
         has_curves=bool(col.curves),
     )

@@ -142,3 +142,13 @@ def environment(s: Summary) -> Table:
     rows = [["hardware", h] for h in hw] + [["library versions", v] for v in vs] + [["git sha", x] for x in sha]
     rows += [[f"data hash ({k})", v] for k, v in s.data_hashes]
     return Table(["What", "Value"], rows, [["", "small"] for _ in rows])
+
+
+def steps(s: Summary) -> Table:
+    """The comparison's steps with their wall times (from steps.json)."""
+    rows = [[x["step"], x["status"] + (" (skipped: already done)" if x["skipped"] else ""), _fmt_secs(x["seconds"])]
+            for x in s.steps]
+    total = sum(x["seconds"] for x in s.steps if isinstance(x["seconds"], (int, float)))
+    if rows:
+        rows.append(["total", "", _fmt_secs(total)])
+    return Table(["Step", "Status", "Wall time"], rows, [["small", "small", "num"] for _ in rows])

@@ -168,8 +168,8 @@ def row_verdict(samples: dict[str, Sample | None], higher_is_better: bool = True
     none = samples.get("none")
     controls = {}
     if control_check:
-        for v in [x for x in samples if x in PRETRAINED or x in (a, b)]:
-            if v == "none" or samples.get(v) is None:
+        for v in samples:  # every model except the controls themselves
+            if v in ("none", "majority", "lexical") or samples.get(v) is None:
                 continue
             controls[v] = control_status(samples[v], none, higher_is_better)
     verdict = comp.verdict
