@@ -12,10 +12,11 @@ output of transformer layer ``i``. Poolings:
 Sentences are sorted by length into dynamic batches (original order restored), run under
 ``torch.inference_mode`` and, on GPU, bf16 (or fp16) autocast; pooling is done in float32.
 
-Results are cached under ``metaxlm.paths.cache_dir() / "embeddings"``, one ``.npy`` per pooling,
-keyed by the model's identity (path plus name, size, mtime and content hash of every file in the
+Results are cached under ``metaxlm.paths.cache_dir() / "embeddings"``, one ``.npy`` per (pooling,
+layer), keyed by the model's identity (path plus name, size, mtime and content hash of every file in the
 model directory), a hash of the sentences, ``max_length`` and ``exclude_special``: a layer ×
-pooling sweep, or a second evaluation on the same data, does not re-encode.
+pooling sweep, or a second evaluation on the same data, does not re-encode. ``layers=[...]`` keeps
+only some layers (memory: ``len(layers) × n × hidden`` floats per pooling, for large pools).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from metaxlm.errors import UserError
 from metaxlm.models import ModelRef, check_tokenizer_matches, load_model, load_tokenizer
 
 POOLINGS = ("mean", "cls")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 _file_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
 
@@ -149,11 +150,13 @@ def _batches(lengths: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
 def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] = ("mean", "cls"), *,
                   batch_size: int = 64, max_length: int = 128, exclude_special: bool = False,
                   device=None, cache_dir: str | Path | None = None, use_cache: bool = True,
-                  desc: str | None = None) -> dict[str, np.ndarray]:
+                  desc: str | None = None, layers: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """Pooled hidden states of every layer: ``{pooling: array (num_layers + 1, n, hidden) float32}``.
 
-    ``cache_dir`` defaults to ``metaxlm.paths.cache_dir() / "embeddings"``; ``use_cache=False``
-    neither reads nor writes it. ``desc`` labels the progress bar.
+    ``layers`` (default: all, 0 = embeddings) keeps only those layers, in that order: the arrays are
+    then ``(len(layers), n, hidden)``. ``cache_dir`` defaults to
+    ``metaxlm.paths.cache_dir() / "embeddings"``; ``use_cache=False`` neither reads nor writes it.
+    ``desc`` labels the progress bar.
     """
     poolings = tuple(dict.fromkeys(poolings))
     bad = [p for p in poolings if p not in POOLINGS]
@@ -162,6 +165,15 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
     if batch_size < 1 or max_length < 2:
         raise UserError("batch_size must be ≥ 1 and max_length ≥ 2")
     sentences = [str(s) for s in sentences]
+    depth = num_layers(ref)
+    if layers is None:
+        layers = list(range(depth + 1))
+    else:
+        layers = [int(layer) for layer in layers]
+        for layer in layers:
+            if not 0 <= layer <= depth:
+                raise UserError(f"layer {layer} is beyond the model's depth: {ref.label or ref.spec} has layers "
+                                f"0..{depth} (0 = embeddings)")
 
     cache_root = None
     if use_cache:
@@ -175,17 +187,18 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
         entry = cache_root / key
         out: dict[str, np.ndarray] = {}
         for p in poolings:
-            arr = _load_npy(entry / f"{p}.npy")
-            if arr is not None and arr.ndim == 3 and arr.shape[1] == len(sentences):
-                out[p] = arr
+            parts = [_load_npy(entry / f"{p}-L{layer}.npy") for layer in layers]
+            if all(a is not None and a.ndim == 2 and a.shape[0] == len(sentences) for a in parts):
+                out[p] = np.stack(parts) if parts else np.zeros((0, len(sentences), 0), np.float32)
         if len(out) == len(poolings):
             return out
 
     result = _encode(ref, sentences, poolings, batch_size=batch_size, max_length=max_length,
-                     exclude_special=exclude_special, device=device, desc=desc)
+                     exclude_special=exclude_special, device=device, desc=desc, layers=layers)
     if cache_root is not None:
         for p, arr in result.items():
-            _save_npy(entry / f"{p}.npy", arr)
+            for i, layer in enumerate(layers):
+                _save_npy(entry / f"{p}-L{layer}.npy", arr[i])
         info = entry / "info.json"
         if not info.exists():
             from metaxlm.rundir import atomic_write_json
@@ -196,7 +209,8 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
 
 
 def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, batch_size: int,
-            max_length: int, exclude_special: bool, device, desc: str | None) -> dict[str, np.ndarray]:
+            max_length: int, exclude_special: bool, device, desc: str | None,
+            layers: Sequence[int]) -> dict[str, np.ndarray]:
     import torch
 
     from metaxlm import progress
@@ -205,7 +219,7 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
     tok, model = _load(ref, dev)
     n_layers = num_layers(ref)
     hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
-    out = {p: np.zeros((n_layers + 1, len(sentences), hidden), dtype=np.float32) for p in poolings}
+    out = {p: np.zeros((len(layers), len(sentences), hidden), dtype=np.float32) for p in poolings}
     if not sentences:
         return out
     if tok.pad_token is None:
@@ -248,13 +262,13 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
                 mean_mask = torch.where(empty[:, None], mask, content)
             w = mean_mask.float()
             denom = w.sum(1, keepdim=True).clamp(min=1.0)
-            for layer, h in enumerate(hs):
-                h = h.float()
+            for slot, layer in enumerate(layers):
+                h = hs[layer].float()
                 if "mean" in poolings:
                     pooled = (h * w[:, :, None]).sum(1) / denom
-                    out["mean"][layer, idx] = pooled.cpu().numpy()
+                    out["mean"][slot, idx] = pooled.cpu().numpy()
                 if "cls" in poolings:
-                    out["cls"][layer, idx] = h[:, 0].cpu().numpy()
+                    out["cls"][slot, idx] = h[:, 0].cpu().numpy()
             bar.advance(len(idx))
     return out
 

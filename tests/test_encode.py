@@ -109,7 +109,7 @@ def test_cache_hit(tiny_model, monkeypatch):
 
     ref = resolve_model(str(tiny_model))
     first = encode.encode_layers(ref, SENTS)
-    assert list((cache_dir() / "embeddings").glob("*/mean.npy"))
+    assert len(list((cache_dir() / "embeddings").glob("*/mean-L*.npy"))) == 3
 
     def boom(*a, **k):
         raise AssertionError("re-encoded despite a cached result")
@@ -117,10 +117,24 @@ def test_cache_hit(tiny_model, monkeypatch):
     monkeypatch.setattr(encode, "_encode", boom)
     again = encode.encode_layers(ref, SENTS, ("cls",))
     np.testing.assert_array_equal(again["cls"], first["cls"])
+    some = encode.encode_layers(ref, SENTS, ("mean",), layers=[2, 0])  # per-layer cache entries
+    np.testing.assert_array_equal(some["mean"], first["mean"][[2, 0]])
     with pytest.raises(AssertionError, match="re-encoded"):  # different data → miss
         encode.encode_layers(ref, SENTS[:2])
     with pytest.raises(AssertionError, match="re-encoded"):  # different options → miss
         encode.encode_layers(ref, SENTS, max_length=16)
+
+
+def test_layer_subset(tiny_model):
+    from metaxlm.encode import encode_layers
+
+    ref = resolve_model(str(tiny_model))
+    full = encode_layers(ref, SENTS, use_cache=False)
+    part = encode_layers(ref, SENTS, ("cls",), layers=[1], use_cache=False)
+    assert part["cls"].shape == (1, len(SENTS), 32)
+    np.testing.assert_allclose(part["cls"][0], full["cls"][1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(UserError, match="beyond the model's depth"):
+        encode_layers(ref, SENTS, layers=[3])
 
 
 def test_bad_layer_and_pooling(tiny_model):

@@ -194,9 +194,10 @@ def test_bucc_official_layout(cli, model, tmp_path):
     out = tmp_path / "run"
     r = cli("eval", "bucc", "-m", model, "--data", RET / "bucc2018", "--dev-split", "sample",
             "--test-split", "training", "--retrieval", "intersect", "--margin", "distance", "--no-dedup",
-            "--layer", "1", "--out", out)
+            "--layer", "1", "--no-sweep", "--out", out)
     assert r.exit_code == 0, r.output
     res = _result(out, "bucc")
+    assert res["sweep"] == {} and not (out / "plots" / "bucc-layers.png").exists()
     assert res["data"]["source"] == "bucc2018" and res["scores"]["de"]["n_gold"] == 7
     assert res["headline"] == {"layer": 1, "pooling": "mean", "selected_on": "fixed"}
     assert res["config"]["retrieval"] == "intersect" and res["config"]["dedup"] is False

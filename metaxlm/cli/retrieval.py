@@ -97,6 +97,8 @@ def register(app: typer.Typer) -> None:
         retrieval: str = typer.Option("max", "--retrieval", help="fwd, bwd, intersect or max."),
         dedup: bool = typer.Option(True, "--dedup/--no-dedup", help="Mine over distinct sentences, then map "
                                    "back to every id holding them."),
+        sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="With --layer: still record dev F1 at every "
+                                   "layer (--no-sweep encodes only that layer: for large pools)."),
         batch_size: int = typer.Option(64, "--batch-size"),
         max_length: int = typer.Option(128, "--max-length"),
         exclude_special: bool = typer.Option(False, "--exclude-special"),
@@ -110,7 +112,7 @@ def register(app: typer.Typer) -> None:
         config = _build(BuccConfig, {
             "model": model, "data": data, "languages": _split_list(lang), "dev_split": dev_split,
             "test_split": test_split, "poolings": _split_list(pooling) or None, "layer": layer,
-            "margin": margin, "k": k, "retrieval": retrieval, "dedup": dedup, "batch_size": batch_size,
+            "margin": margin, "k": k, "retrieval": retrieval, "dedup": dedup, "sweep": sweep, "batch_size": batch_size,
             "max_length": max_length, "exclude_special": exclude_special, "device": device,
         }, "eval bucc")
         path = run_bucc(config, out)

@@ -142,10 +142,13 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
     run = rundir.create(out or default_out("bucc", ref.label), config, kind="eval", seed=None,
                         extra_meta={"command": "eval bucc", "model": ref.describe()})
     try:
+        layers = list(range(n_layers + 1)) if (config.layer is None or config.sweep) else [config.layer]
+        slot = {layer: i for i, layer in enumerate(layers)}  # layer -> index in the encoded arrays
+
         def encode(texts, desc):
             return encode_layers(ref, texts, config.poolings, batch_size=config.batch_size,
                                  max_length=config.max_length, exclude_special=config.exclude_special,
-                                 device=config.device, desc=desc)
+                                 device=config.device, desc=desc, layers=layers)
 
         emb: dict = {}
         for lang, by in sets.items():
@@ -154,15 +157,15 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
                 et, eg = _pool_texts(ms.en, config.dedup)
                 emb[lang, split] = (encode(xt, f"encode {lang} {split}"), encode(et, f"encode en ({lang} {split})"),
                                     (xg, eg))
-        layers = range(n_layers + 1) if (config.layer is None or config.sweep) else []
+        swept = layers if (config.layer is None or config.sweep) else []
         sweep: dict = {p: {} for p in config.poolings}
         dev_curves: dict = {p: [] for p in config.poolings}
         for p in config.poolings:
             for lang in sets:
                 ex, ee, groups = emb[lang, "dev"]
                 curve = []
-                for li in layers:
-                    m = mine_split(sets[lang]["dev"], ex[p][li], ee[p][li], groups, config)
+                for li in swept:
+                    m = mine_split(sets[lang]["dev"], ex[p][slot[li]], ee[p][slot[li]], groups, config)
                     curve.append(R.compute_best_threshold(m.scores, m.correct, m.n_gold)["f1"])
                 if curve:
                     sweep[p][lang] = {"dev": curve}
@@ -174,7 +177,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
             mined = {}
             for split in ("dev", "test"):
                 ex, ee, groups = emb[lang, split]
-                mined[split] = mine_split(sets[lang][split], ex[hp][hl], ee[hp][hl], groups, config)
+                mined[split] = mine_split(sets[lang][split], ex[hp][slot[hl]], ee[hp][slot[hl]], groups, config)
             scores[lang] = score_language(mined["dev"], mined["test"])
         mean = {k: float(np.mean([scores[lang][k] for lang in scores]))
                 for k in ("f1", "precision", "recall", "average_precision", "oracle_f1")}
