@@ -168,17 +168,42 @@ def test_weighted_cka_equals_explicit_resamples(debiased):
         linear_cka(X, Y, debiased=debiased), rel=1e-10)
 
 
-def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
+@pytest.mark.parametrize("debiased", [False, True])
+def test_bootstrap_interval_is_seeded_and_basic(debiased):
     X, Y = pair(200, 6, 6, seed=10, noise=2.0)
-    a = bootstrap_cka(X, Y, n_boot=300, seed=1)
-    b = bootstrap_cka(X, Y, n_boot=300, seed=1)
-    c = bootstrap_cka(X, Y, n_boot=300, seed=2)
+    a = bootstrap_cka(X, Y, n_boot=300, seed=1, debiased=debiased)
+    b = bootstrap_cka(X, Y, n_boot=300, seed=1, debiased=debiased)
+    c = bootstrap_cka(X, Y, n_boot=300, seed=2, debiased=debiased)
     assert a == b and a["ci95"] != c["ci95"]
-    lo, hi = a["ci95"]
-    assert lo < a["value"] < hi and 0 < hi - lo < 0.5
-    assert a["value"] == linear_cka(X, Y) and a["n_boot"] == 300
+    assert a["value"] == linear_cka(X, Y, debiased=debiased) and a["n_boot"] == 300 and a["method"] == "basic"
     W = bootstrap_weights(200, 300, 1)
     assert W.shape == (200, 300) and np.all(W.sum(0) == 200)
+    boots = [linear_cka(X[np.repeat(np.arange(200), W[:, k].astype(int))], Y[np.repeat(np.arange(200),
+             W[:, k].astype(int))], debiased=debiased) for k in range(300)]
+    q_lo, q_hi = np.quantile(boots, [0.025, 0.975])
+    c0 = linear_cka(X, Y)  # the bootstrap world's truth: CKA of the empirical distribution
+    assert a["ci95"] == pytest.approx([a["value"] - (q_hi - c0), a["value"] - (q_lo - c0)], rel=1e-9)
+    lo, hi = a["ci95"]
+    assert lo < a["value"] < hi and 0 < hi - lo < 0.5
+
+
+@pytest.mark.slow
+def test_bootstrap_interval_covers_the_population_value():
+    """Coverage of the 95% interval for a model whose population CKA is known in closed form."""
+    rng = np.random.default_rng(1)
+    n, d, k = 150, 32, 8
+    A, B = rng.normal(size=(k, d)), rng.normal(size=(k, d))
+    cxx, cyy, cxy = A.T @ A + 4 * np.eye(d), B.T @ B + 4 * np.eye(d), A.T @ B
+    true = np.sum(cxy ** 2) / np.sqrt(np.sum(cxx ** 2) * np.sum(cyy ** 2))
+    reps = 150
+    for debiased in (False, True):
+        hits = 0
+        for rep in range(reps):
+            Z = rng.normal(size=(n, k))
+            X, Y = Z @ A + 2 * rng.normal(size=(n, d)), Z @ B + 2 * rng.normal(size=(n, d))
+            lo, hi = bootstrap_cka(X, Y, n_boot=200, seed=rep, debiased=debiased)["ci95"]
+            hits += lo <= true <= hi
+        assert hits / reps >= 0.85, (debiased, hits / reps)
 
 
 # -- RBF -------------------------------------------------------------------------------------------

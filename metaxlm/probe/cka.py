@@ -11,8 +11,9 @@ example ``i`` (e.g. an English sentence and its translation, or one sentence in 
   estimator is rewritten in feature space (below), so it costs the same as the biased form.
 - :class:`MinibatchCKA` / :func:`minibatch_cka` — the average of unbiased HSIC estimates over
   batches (Nguyen, Raghu & Kornblith 2021), for n too large to hold at once or streamed data.
-- :func:`bootstrap_cka` — percentile intervals over examples (resampled with replacement, explicit
-  seed), every resample computed exactly from weighted kernel products in row blocks.
+- :func:`bootstrap_cka` — basic (pivotal) bootstrap intervals over examples (resampled with
+  replacement, explicit seed), every resample computed exactly from weighted kernel products in
+  row blocks.
 - :func:`rbf_cka` — RBF-kernel CKA; it needs the n×n kernel matrices (O(n²) memory).
 
 The unbiased HSIC of Song et al. (2012), with K̃, L̃ the kernel matrices with zeroed diagonals:
@@ -266,6 +267,51 @@ def _center_gram(K: np.ndarray) -> np.ndarray:
     return K - m[None, :] - m[:, None] + m.mean()
 
 
+def cka_matrix(Xs, Ys, debiased: bool = False) -> np.ndarray:
+    """Linear CKA of every pair ``(Xs[i], Ys[j])``: e.g. every layer of model A against every layer
+    of model B on the same n sentences. ``Xs`` is a sequence (or stacked array) of ``(n, d)`` arrays.
+
+    Each representation's self-similarity terms are computed once, so the cost is that of the
+    ``len(Xs) · len(Ys)`` cross products (O(n·d²) each, or O(n²) on n×n Gram matrices when n ≤ d).
+    Entry ``[i, j]`` equals ``linear_cka(Xs[i], Ys[j], debiased)``.
+    """
+    what = "debiased CKA" if debiased else "CKA"
+    Xs, Ys = list(Xs), list(Ys)
+    if not Xs or not Ys:
+        raise CKAError(f"{what} matrix: need at least one representation on each side")
+    for A in Xs + Ys:
+        _check_pair(A, Xs[0], min_n=_min_n(debiased), what=f"{what} matrix")
+    n = np.asarray(Xs[0]).shape[0]
+    gram = n <= max(np.asarray(A).shape[1] for A in Xs + Ys) and n <= _CHUNK
+
+    def prep(A):
+        A = np.asarray(A)
+        Ac = A.astype(np.float64) - _mean64(A, _CHUNK)
+        F = Ac @ Ac.T if gram else Ac  # what cross terms are computed from
+        kd = np.einsum("ij,ij->i", Ac, Ac)
+        self_sq = _sq_pair(F, F) if gram else _sq(Ac.T @ Ac)
+        if debiased:
+            kk = float(kd @ kd)
+            self_h = _hsic1(n, self_sq - kk, -float(kd.sum()), -float(kd.sum()), kk)
+        else:
+            self_h = self_sq
+        return F, kd, self_h
+
+    px = [prep(A) for A in Xs]
+    out = np.empty((len(Xs), len(Ys)))
+    for j, B in enumerate(Ys):
+        G, ld, yy = prep(B)
+        for i, (F, kd, xx) in enumerate(px):
+            cross = _sq_pair(F, G) if gram else _sq(F.T @ G)
+            if debiased:
+                kl = float(kd @ ld)
+                xy = _hsic1(n, cross - kl, -float(kd.sum()), -float(ld.sum()), kl)
+            else:
+                xy = cross
+            out[i, j] = _ratio(xy, xx, yy, debiased=debiased, what=f"{what} matrix [{i}, {j}]")
+    return out
+
+
 # -- bootstrap ---------------------------------------------------------------------------------
 
 def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -345,13 +391,25 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> list[float]:
 
 def bootstrap_cka(X, Y, *, n_boot: int = 1000, seed: int = 0, debiased: bool = False,
                   level: float = 0.95, weights: np.ndarray | None = None) -> dict:
-    """Linear CKA with a percentile bootstrap interval over examples.
+    """Linear CKA with a bootstrap interval over examples (resampled with replacement).
 
-    Returns ``{"value": CKA on all examples, "ci95": [lo, hi], "n_boot": B, "seed": seed}``.
+    Returns ``{"value": CKA on all examples, "ci95": [lo, hi], "n_boot", "seed", "method": "basic"}``.
     ``weights`` (from :func:`bootstrap_weights`) reuses given resamples instead of drawing them.
+
+    The interval is the *basic* (pivotal) bootstrap interval, not the percentile one: CKA is biased
+    and a resample's duplicated rows inflate it, so resample values sit above the estimate and a
+    percentile interval often misses the true value altogether (in simulations with n = 100–400,
+    d = 64–128: 0–61% coverage). The basic interval uses the spread of resample values around the
+    bootstrap world's true value — the biased CKA of the sample, since the resampled population is
+    the sample itself — ``[value − (q_hi − c), value − (q_lo − c)]``, clipped to [0, 1] (the range
+    of population CKA); in the same simulations it covered 84–95%.
     """
     X, Y = _check_pair(X, Y, min_n=_min_n(debiased), what="debiased CKA" if debiased else "CKA")
     value = linear_cka(X, Y, debiased=debiased)
+    center = linear_cka(X, Y) if debiased else value
     W = bootstrap_weights(X.shape[0], n_boot, seed) if weights is None else weights
     boots = weighted_linear_cka(X, Y, W, debiased=debiased)
-    return {"value": value, "ci95": percentile_interval(boots, level), "n_boot": int(W.shape[1]), "seed": seed}
+    q_lo, q_hi = percentile_interval(boots, level)
+    lo = min(max(value - (q_hi - center), 0.0), 1.0)
+    hi = min(max(value - (q_lo - center), 0.0), 1.0)
+    return {"value": value, "ci95": [lo, hi], "n_boot": int(W.shape[1]), "seed": seed, "method": "basic"}
