@@ -209,9 +209,9 @@ class _Embedded:
         for en, xx in inp.sentences.values():
             for s in en + xx:
                 self.index.setdefault(s, len(self.index))
-        emb = encode_layers(ref, list(self.index), poolings=(cfg.pooling,), batch_size=cfg.batch_size,
-                            max_length=cfg.max_length, device=cfg.device, desc=f"encode {ref.label}")
-        self.emb = emb[cfg.pooling][layers]
+        self.emb = encode_layers(ref, list(self.index), poolings=(cfg.pooling,), batch_size=cfg.batch_size,
+                                 max_length=cfg.max_length, device=cfg.device, desc=f"encode {ref.label}",
+                                 layers=layers)[cfg.pooling]
 
     def __call__(self, sentences: list[str]) -> np.ndarray:
         return self.emb[:, [self.index[s] for s in sentences]]
