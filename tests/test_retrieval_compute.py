@@ -211,6 +211,17 @@ def test_tatoeba_shuffled_embeddings_are_chance_level():
     assert np.mean(accs) == pytest.approx(1 / n, abs=0.5 / n)  # expected fixed points of a permutation: 1
 
 
+def test_weighted_f1_matches_sklearn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(10)
+    for n in (1, 5, 30):
+        for _ in range(10):
+            pred = np.where(rng.random(n) < 0.4, np.arange(n), rng.integers(0, n, n))
+            ref = f1_score(np.arange(n), pred, average="weighted", zero_division=0)
+            assert R.weighted_f1(pred) == pytest.approx(ref)
+
+
 def test_tatoeba_matches_reference_and_duplicates():
     x, y = _pairs_data(n=40, m=40, seed=9, noise=1.2)
     res = R.compute_tatoeba(x, y, k=4)

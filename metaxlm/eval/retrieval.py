@@ -362,6 +362,8 @@ TATOEBA_CONVENTIONS = {
     "acc_dedup_xx2en": "duplicate-aware top-1 accuracy xx → English, cosine: a hit whose text equals the "
                        "gold English text counts as correct",
     "acc_dedup_en2xx": "duplicate-aware top-1 accuracy English → xx, cosine",
+    "f1_weighted_xx2en": "MTEB BitextMining-style score: scikit-learn F1 with average='weighted', each English "
+                         "line index a class, cosine nearest neighbour xx → English",
     "n": "number of aligned pairs",
     "chance": "accuracy of a random guess, 1/n",
 }
@@ -403,10 +405,23 @@ def compute_tatoeba(x: np.ndarray, y: np.ndarray, *, k: int = 4, x_texts: Sequen
         "xsim_error": float(1.0 - _hits(m_xx2en, y_texts).mean()),
         "acc_dedup_xx2en": float(_hits(cos_xx2en, y_texts).mean()),
         "acc_dedup_en2xx": float(_hits(cos_en2xx, x_texts).mean()),
+        "f1_weighted_xx2en": weighted_f1(cos_xx2en),
         "n": n,
         "chance": 1.0 / n,
     }
     return res
+
+
+def weighted_f1(pred: np.ndarray) -> float:
+    """sklearn ``f1_score(gold, pred, average="weighted")`` with gold = line index (each class support 1).
+
+    Per gold line i: F1_i = 2·hit_i / (1 + number of queries that predicted i); the weighted mean over
+    the (equally supported) gold classes is their plain mean.
+    """
+    n = len(pred)
+    predicted = np.bincount(pred, minlength=n)[:n]
+    hit = (pred == np.arange(n)).astype(np.float64)
+    return float(np.mean(2 * hit / (1 + predicted)))
 
 
 def compute_accuracy_cosine(x: np.ndarray, y: np.ndarray, gpu: bool | None = None) -> float:
