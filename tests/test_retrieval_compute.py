@@ -250,3 +250,17 @@ def test_bad_arguments():
         R.compute_margin_candidates(np.ones((2, 2)), np.ones((2, 2)), margin="cosine")
     with pytest.raises(ValueError, match="same positive number"):
         R.compute_tatoeba(np.ones((2, 2)), np.ones((3, 2)))
+
+
+def test_benchmark_script_mines_identical_pairs(capsys):
+    """benchmarks/bench_mining.py at a small size: same pairs as the LASER-style baseline."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_mining.py"
+    spec = importlib.util.spec_from_file_location("bench_mining", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--n", "1500", "--d", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "identical mined pairs: True" in out and "speed-up" in out
