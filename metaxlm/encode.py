@@ -14,7 +14,7 @@ Sentences are sorted by length into dynamic batches (original order restored), r
 
 Results are cached under ``metaxlm.paths.cache_dir() / "embeddings"``, one ``.npy`` per (pooling,
 layer), keyed by the model's identity (path plus name, size, mtime and content hash of every file in the
-model directory), a hash of the sentences, ``max_length`` and ``exclude_special``: a layer ×
+model directory), a hash of the sentences, ``max_length``, ``exclude_special`` and the precision: a layer ×
 pooling sweep, or a second evaluation on the same data, does not re-encode. ``layers=[...]`` keeps
 only some layers (memory: ``len(layers) × n × hidden`` floats per pooling, for large pools).
 """
@@ -107,9 +107,18 @@ def check_layer(ref: ModelRef, layer: int | None) -> None:
                         f"0..{n} (0 = embeddings, {n} = last transformer layer)")
 
 
-def _cache_key(ref: ModelRef, dhash: str, max_length: int, exclude_special: bool) -> str:
+def _precision(dev) -> str:
+    """What the forward pass computes in: fp32 on CPU, bf16 (or fp16) autocast on GPU."""
+    import torch
+
+    if dev.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _cache_key(ref: ModelRef, dhash: str, max_length: int, exclude_special: bool, precision: str) -> str:
     ident = {"v": CACHE_VERSION, "model": model_identity(ref), "data": dhash,
-             "max_length": max_length, "exclude_special": exclude_special}
+             "max_length": max_length, "exclude_special": exclude_special, "precision": precision}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -183,7 +192,7 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
             cache_root = _default_cache() / "embeddings"
         else:
             cache_root = Path(cache_dir)
-        key = _cache_key(ref, data_hash(sentences), max_length, exclude_special)
+        key = _cache_key(ref, data_hash(sentences), max_length, exclude_special, _precision(_device(device)))
         entry = cache_root / key
         out: dict[str, np.ndarray] = {}
         for p in poolings:
@@ -230,9 +239,7 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
               return_special_tokens_mask=exclude_special)
     ids = enc["input_ids"]
     lengths = np.array([len(x) for x in ids])
-    autocast_dtype = None
-    if dev.type == "cuda":
-        autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[_precision(dev)]
 
     with progress.task(desc or f"encode {ref.label or ref.spec}", total=len(sentences)) as bar, \
             torch.inference_mode():
