@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import http.client
 import io
 import lzma
 import os
@@ -80,14 +81,20 @@ def _fetch_to_part(url: str, part: Path, progress: Progress | None) -> None:
         mode = "ab" if resumed else "wb"
         if progress and resumed:
             progress(start)
+        expected = resp.headers.get("Content-Length")
+        got = 0
         try:
             with open(part, mode) as f:
                 for block in iter(lambda: resp.read(CHUNK), b""):
                     f.write(block)
+                    got += len(block)
                     if progress:
                         progress(len(block))
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as e:
             raise UserError(f"download of {url} was cut ({e}); run the command again to resume it") from None
+        if expected is not None and expected.isdigit() and got < int(expected):
+            raise UserError(f"download of {url} was cut after {got:,} of {int(expected):,} bytes; "
+                            "run the command again to resume it")
 
 
 def download(url: str, dest: Path, sha256: str | None = None, size: int | None = None,
