@@ -125,6 +125,17 @@ def test_pair_files(cli, tiny, tmp_path):
     assert res["cka"]["de"] == ref["cka"]["de"]  # same sentences, same numbers as through nway.tsv
 
 
+def test_default_benchmark(cli, tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("METAXLM_BENCHMARK", str(tmp_path / "none"))
+    r = _align(cli, "--model", tiny[0], "--out", tmp_path / "r0")
+    assert r.exit_code == 2 and "no benchmark at" in r.output and "metaxlm data build" in r.output
+    monkeypatch.setenv("METAXLM_BENCHMARK", str(BENCH))
+    r = _align(cli, "--model", tiny[0], "--languages", "fr", "--layer", "1", "--out", tmp_path / "r1")
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "r1" / "results" / "align.json").read_text())
+    assert res["languages"] == ["fr"] and res["layers"] == [1] and res["data"]["data_dir"] == str(BENCH)
+
+
 def _run_default(cli, tiny, tmp_path):
     out = tmp_path / "run-nway"
     assert _align(cli, "--model", tiny[0], "--data", BENCH, "--out", out).exit_code == 0

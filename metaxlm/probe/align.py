@@ -348,9 +348,8 @@ def _pair(cfg: AlignConfig, refs, labels, inputs: list[Inputs], layers, embs: li
         english = _english(inputs[0])
         matrix = _matrix(cfg, embs[0](english), embs[1](english), layers, labels, notes)
         bar.advance(1)
-    conf = _config_info(cfg, inputs[0])
-    conf = {"pooling": conf["pooling"], "debiased": conf["debiased"], "n_sentences": conf["n_sentences"],
-            "n_english": len(english)}
+    conf = {**_config_info(cfg, inputs[0]), "n_english": len(english)}
+    del conf["bootstrap"], conf["seed"]  # no intervals here
     payload = {"kind": "align_pair", "models": [r.describe() for r in refs], "data": inputs[0].data,
                "config": conf, "languages": langs, "layers": layers, "matrix": matrix, "per_model": per_model}
     if notes:
