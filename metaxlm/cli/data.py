@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from metaxlm.data.build import BuildConfig as _D  # option defaults come from the build config
+
 data_app = typer.Typer(help="Fetch the Debian archive sources and build the default benchmark.",
                        no_args_is_help=True)
 
@@ -21,7 +23,7 @@ _CACHE = typer.Option(None, "--cache", help="Download cache (default: $METAXLM_C
 @data_app.command("fetch")
 def fetch_cmd(languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
               cache: Optional[Path] = _CACHE,
-              refresh: bool = typer.Option(False, "--refresh", help="Download the release index again.")) -> None:
+              refresh: bool = typer.Option(False, "--refresh", help="Download the release index again and re-verify every cached file.")) -> None:
     """Download (or reuse) and verify the indices and documentation packages."""
     from metaxlm.config import build as build_config
     from metaxlm.data.fetch import FetchConfig, fetch, manifest_path
@@ -42,9 +44,10 @@ def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark 
               seed: int = typer.Option(0, "--seed", help="Seed of every split decision."),
               languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
               cache: Optional[Path] = _CACHE,
-              max_corpus_lines: int = typer.Option(50_000, help="Cap on corpus lines per language (0 = none)."),
-              max_parallel_test: int = typer.Option(5_000, help="Cap on parallel test pairs per language (0 = none)."),
-              max_mining_pool: int = typer.Option(5_000, help="Cap on each mining pool (0 = none).")) -> None:
+              max_corpus_lines: int = typer.Option(_D.max_corpus_lines, help="Cap on corpus lines per language (0 = none)."),
+              max_parallel_test: int = typer.Option(_D.max_parallel_test,
+                                                    help="Cap on parallel test pairs per language (0 = none)."),
+              max_mining_pool: int = typer.Option(_D.max_mining_pool, help="Cap on each mining pool (0 = none).")) -> None:
     """Build the benchmark (fetching what is missing) and print its counts."""
     from metaxlm.data.build import build_benchmark
 
@@ -77,7 +80,7 @@ def _print_info(path: Path) -> None:
     for lang in info["languages"]:
         c = info["counts"].get(lang, {})
         table.add_row(lang, *(f"{c[k]:,}" if k in c else "" for k in COLUMNS))
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(150, Console().width)).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -130,7 +130,8 @@ def topic_sets(items: dict[str, Item], split: dict[str, str], cfg: BuildConfig):
         label = it.label()
         if s is None or label is None or len(it.english.text().split()) < MIN_TOPIC_WORDS:
             continue
-        if s == "test" and not any(lang in it.translations for lang in cfg.languages):
+        if s == "test" and not any(lang in it.translations and it.translations[lang].text() != it.english.text()
+                                   for lang in cfg.languages):
             continue
         rows[s].append((it.package, label, it.english.text(), md5))
     seen: dict[str, str] = {}
@@ -147,7 +148,8 @@ def topic_sets(items: dict[str, Item], split: dict[str, str], cfg: BuildConfig):
     kept["dev"] = _shuffled(kept["dev"], cfg.seed, "topic-dev")
     kept["test"] = _shuffled(kept["test"], cfg.seed, "topic-test")
     translated = {lang: [(pkg, lab, items[md5].translations[lang].text(), md5)
-                         for pkg, lab, _, md5 in kept["test"] if lang in items[md5].translations]
+                         for pkg, lab, en, md5 in kept["test"]
+                         if lang in items[md5].translations and items[md5].translations[lang].text() != en]
                   for lang in cfg.languages}
     return kept, translated
 
@@ -280,11 +282,15 @@ def _write_tsv(path: Path, header: tuple[str, ...], rows) -> int:
 
 
 def build_key(cfg: BuildConfig, manifest: dict) -> str:
-    """Same options + same input files (by SHA256) + same format -> same key."""
+    """Same options + same input files (by SHA256) + same derivation code -> same key."""
     inputs = {role: f["sha256"] for role, f in sorted(manifest["files"].items())
               if role in ("packages", "translation-en") or role.startswith("deb-")
               or role[len("translation-"):] in cfg.languages}
-    blob = json.dumps({"format": FORMAT, "config": to_dict(cfg), "inputs": inputs}, sort_keys=True)
+    code = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):  # the derivation code itself
+        code.update(f.name.encode() + b"\0" + f.read_bytes())
+    blob = json.dumps({"format": FORMAT, "config": to_dict(cfg), "inputs": inputs, "code": code.hexdigest()},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

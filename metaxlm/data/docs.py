@@ -35,8 +35,22 @@ def mallard_blocks(data: bytes, where: str) -> list[str]:
         raise UserError(f"{where}: not well-formed Mallard XML ({e})") from None
     if root.tag != MALLARD_NS + "page":
         raise UserError(f"{where}: not a Mallard page (root element {root.tag!r})")
-    return [clean("".join(el.itertext())) for el in root.iter()
+    return [clean(_mallard_text(el)) for el in root.iter()
             if isinstance(el.tag, str) and el.tag.startswith(MALLARD_NS) and el.tag[len(MALLARD_NS):] in MALLARD_BLOCKS]
+
+
+def _mallard_text(el: ET.Element) -> str:
+    """Text of an element; the keys of a ``keyseq`` are joined with ``+`` (Ctrl+Q, not CtrlQ)."""
+    parts = [el.text or ""]
+    sep = "+" if el.tag == MALLARD_NS + "keyseq" else ""
+    kids = [_mallard_text(c) for c in el if isinstance(c.tag, str)]
+    if sep:
+        parts.append(sep.join(k.strip() for k in kids))
+    else:
+        parts += [k + (c.tail or "") for k, c in zip(kids, [c for c in el if isinstance(c.tag, str)])]
+    if sep:
+        parts.append(el[-1].tail or "" if len(el) else "")
+    return "".join(parts)
 
 
 class _HandbookParser(HTMLParser):

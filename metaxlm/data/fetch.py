@@ -75,6 +75,8 @@ def fetch(cfg: FetchConfig) -> Path:
     dists = f"dists/{cfg.release}"
     cached = manifest_path(root, cfg.release)
     old = read_json(cached) if cached.exists() else {}
+    if not cfg.refresh and _complete(root, old, cfg):
+        return root  # everything was fetched and verified before: no network, no re-hashing
     mirror = old.get("mirror") if old and not cfg.mirror and not cfg.refresh else None
     mirror = mirror or resolve_mirror(cfg.release, cfg.mirror, cfg.apt_root)
 
@@ -156,6 +158,23 @@ def fetch(cfg: FetchConfig) -> Path:
         manifest["languages"] = sorted({*old.get("languages", []), *cfg.languages})
     atomic_write_json(cached, manifest)
     return root
+
+
+def _complete(root: Path, manifest: dict, cfg: FetchConfig) -> bool:
+    """True when ``manifest`` covers ``cfg`` and every file it lists is in the cache with its size."""
+    if not manifest or manifest.get("release") != cfg.release:
+        return False
+    files = manifest.get("files", {})
+    roles = ["packages", "translation-en", *(f"translation-{lang}" for lang in cfg.languages),
+             *(f"deb-{d}" for d in cfg.doc_packages)]
+    for role in roles:
+        f = files.get(role)
+        p = root / f["path"] if f else None
+        if p is None or not p.is_file() or p.stat().st_size != f["size"]:
+            return False
+        if "extracted" in f and not (root / f["extracted"] / ".complete").exists():
+            return False
+    return True
 
 
 def load_manifest(root: Path, release: str) -> dict:
