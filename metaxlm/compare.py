@@ -229,7 +229,7 @@ def plan_analyses(training: Plan) -> list[Step]:
                 out = cmp / "eval" / name / label
                 steps.append(Step(f"{name}:{label}", out, _bind(_retrieval, name, c, out), depends=dep))
         if "align" in config.analyses:
-            c = {**config.align, "models": [spec], "data": str(bench)}
+            c = {**config.align, "models": [spec], "data": [str(bench)]}
             out = cmp / "probe" / "align" / label
             steps.append(Step(f"align:{label}", out, _bind(_align, c, out), depends=dep))
 
@@ -250,7 +250,7 @@ def plan_analyses(training: Plan) -> list[Step]:
         for seed in config.seeds:
             pair = [_label(r, seed) for r in ("meta", "single") if r in config.regimes]
             if len(pair) == 2:
-                c = {**config.align, "models": [training.labels[p] for p in pair], "data": str(bench)}
+                c = {**config.align, "models": [training.labels[p] for p in pair], "data": [str(bench)]}
                 out = cmp / "probe" / "pair" / f"{pair[0]}--{pair[1]}"
                 steps.append(Step(f"align-pair:{pair[0]}--{pair[1]}", out, _bind(_align, c, out),
                                   depends=tuple(f"train:{p}" for p in pair)))

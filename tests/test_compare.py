@@ -76,8 +76,8 @@ def test_interrupted_step_is_redone_and_training_kept(smoke, cli, monkeypatch, t
         return real(c, out)
 
     monkeypatch.setattr(C, "_align", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy, "--force", "align")
+    r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy, "--force", "align")
+XX
     assert json.loads((copy / "meta.json").read_text())["status"] == "failed"
     train_meta = (copy / "train" / "meta-s0" / "meta.json").read_text()
     r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy)
