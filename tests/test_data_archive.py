@@ -221,3 +221,18 @@ def test_safe_member_path():
     for bad in ("../x", "/etc/passwd", "a/../../b"):
         with pytest.raises(UserError):
             safe_member_path(bad)
+
+
+def test_gpg_verify(tmp_path):
+    import shutil
+
+    from metaxlm.data.archive import DEFAULT_KEYRING, gpg_verify
+
+    fake = tmp_path / "InRelease"
+    fake.write_bytes((Path(__file__).parent / "fixtures/debian/InRelease").read_bytes())
+    assert gpg_verify(fake, None) is False and gpg_verify(fake, tmp_path / "no-keyring.gpg") is False
+    if shutil.which("gpgv") is None or not DEFAULT_KEYRING.is_file():
+        pytest.skip("gpgv or the Debian archive keyring is not installed")
+    with pytest.raises(UserError, match="signature check failed"):
+        gpg_verify(fake, DEFAULT_KEYRING)
+    assert not fake.exists()  # a badly signed index does not stay in the cache
