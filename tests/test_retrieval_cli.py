@@ -217,3 +217,15 @@ def test_bucc_bad_inputs(cli, model, tmp_path):
     shutil.copy(BENCH / "mining" / "de-en.test.gold", gold)
     (data / "mining" / "de-en.dev.en").write_text("")
     _bad(cli("eval", "bucc", "-m", model, "--data", data, "--lang", "de"), "empty")
+
+
+def test_default_benchmark_is_used_without_data(cli, model, tmp_path, monkeypatch):
+    monkeypatch.setenv("METAXLM_BENCHMARK", str(BENCH))
+    r = cli("eval", "tatoeba", "-m", model, "--layer", "0", "--pooling", "mean", "--out", tmp_path / "t")
+    assert r.exit_code == 0, r.output
+    assert _result(tmp_path / "t", "tatoeba")["data"]["data_dir"] == str(BENCH / "parallel")
+    r = cli("eval", "bucc", "-m", model, "--layer", "0", "--pooling", "mean", "--no-sweep", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    assert _result(tmp_path / "b", "bucc")["data"]["source"] == "benchmark/mining"
+    monkeypatch.setenv("METAXLM_BENCHMARK", str(tmp_path / "missing"))
+    _bad(cli("eval", "tatoeba", "-m", model), "metaxlm data build")
