@@ -23,7 +23,8 @@ _CACHE = typer.Option(None, "--cache", help="Download cache (default: $METAXLM_C
 @data_app.command("fetch")
 def fetch_cmd(languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
               cache: Optional[Path] = _CACHE,
-              refresh: bool = typer.Option(False, "--refresh", help="Download the release index again and re-verify every cached file.")) -> None:
+              refresh: bool = typer.Option(False, "--refresh", help="Download the release index again and "
+                                           "re-verify every cached file.")) -> None:
     """Download (or reuse) and verify the indices and documentation packages."""
     from metaxlm.config import build as build_config
     from metaxlm.data.fetch import FetchConfig, fetch, manifest_path
@@ -44,10 +45,12 @@ def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark 
               seed: int = typer.Option(0, "--seed", help="Seed of every split decision."),
               languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
               cache: Optional[Path] = _CACHE,
-              max_corpus_lines: int = typer.Option(_D.max_corpus_lines, help="Cap on corpus lines per language (0 = none)."),
+              max_corpus_lines: int = typer.Option(_D.max_corpus_lines,
+                                                   help="Cap on corpus lines per language (0 = none)."),
               max_parallel_test: int = typer.Option(_D.max_parallel_test,
                                                     help="Cap on parallel test pairs per language (0 = none)."),
-              max_mining_pool: int = typer.Option(_D.max_mining_pool, help="Cap on each mining pool (0 = none).")) -> None:
+              max_mining_pool: int = typer.Option(_D.max_mining_pool,
+                                                  help="Cap on each mining pool (0 = none).")) -> None:
     """Build the benchmark (fetching what is missing) and print its counts."""
     from metaxlm.data.build import build_benchmark
 
@@ -58,7 +61,8 @@ def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark 
 
 
 @data_app.command("info")
-def info_cmd(bench: Optional[Path] = typer.Argument(None, help="Benchmark directory (default: the default one).")) -> None:
+def info_cmd(bench: Optional[Path] = typer.Argument(None, help="Benchmark directory (default: the default one).")
+             ) -> None:
     """Print a table of counts per language and split."""
     from metaxlm import paths
 

@@ -22,7 +22,7 @@ import json
 import random
 import shutil
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -30,14 +30,14 @@ from metaxlm import paths, progress
 from metaxlm.config import to_dict
 from metaxlm.data import languages as L
 from metaxlm.data.datacard import write_datacard
-from metaxlm.data.descriptions import LABELS, Item, components, dedup_key, load_items, norm
+from metaxlm.data.descriptions import LABELS, MIN_TOPIC_WORDS, Item, components, dedup_key, load_items, norm
 from metaxlm.data.docs import doc_pairs
 from metaxlm.data.fetch import FetchConfig, fetch, load_manifest
+from metaxlm.data.info import check_benchmark
 from metaxlm.errors import UserError
-from metaxlm.rundir import atomic_write_json, read_json
+from metaxlm.rundir import atomic_write_json
 
 FORMAT = 1
-MIN_TOPIC_WORDS = 12
 MIN_LINE_CHARS = 12
 
 
@@ -70,14 +70,10 @@ class BuildConfig:
         for name in ("multilingual_share", "parallel_dev", "mining_gold"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a fraction between 0 and 1")
-        for name in ("max_corpus_lines", "max_topic_train", "max_parallel_dev", "max_parallel_test",
-                     "max_mining_pool"):
+        for name in (f.name for f in fields(self) if f.name.startswith("max_")):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{name} must be a positive number or None")
-
-
-CAPS = ("max_corpus_lines", "max_topic_train", "max_parallel_dev", "max_parallel_test", "max_mining_pool")
 
 
 def unit(seed: int, *parts: str) -> float:
@@ -325,8 +321,7 @@ def build(cfg: BuildConfig, archive_root: Path, out: Path) -> Path:
         stats["build_key"] = key
         atomic_write_json(tmp / "stats.json", stats)
         write_datacard(tmp / "datacard.md", stats, cfg)
-        from metaxlm.data.info import check_benchmark
-        check_benchmark(tmp)
+        check_benchmark(tmp)  # layout, counts and leak guarantees of docs/benchmark.md
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from metaxlm.data.descriptions import MIN_TOPIC_WORDS
 from metaxlm.rundir import atomic_write_text
 
 COLUMNS = ["corpus", "topic-train", "topic-dev", "topic-test", "parallel-dev", "parallel-test", "nway",
@@ -25,8 +26,7 @@ def write_datacard(path: Path, stats: dict, cfg) -> None:
     labels = stats["topic_label_counts"]
     label_rows = "\n".join(f"| {lab} | " + " | ".join(str(labels[s][lab]) for s in ("train", "dev", "test")) + " |"
                            for lab in stats["labels"])
-    caps = ", ".join(f"{k}={getattr(cfg, k)}" for k in ("max_corpus_lines", "max_topic_train",
-                                                       "max_parallel_dev", "max_parallel_test", "max_mining_pool"))
+    caps = ", ".join(f"{k}={v}" for k, v in stats["config"].items() if k.startswith("max_"))
     text = f"""# Data card: Debian {stats['release']} multilingual benchmark
 
 Built by `metaxlm data build` (format {stats['format']}, seed {stats['seed']}) from the Debian archive,
@@ -58,8 +58,8 @@ Packages index (documentation packages). Languages: {', '.join(stats['languages'
 - **topic/**: label = coarse topic of the package Section (games; graphics; multimedia = sound, video;
   network = net, web, mail, comm, httpd, news; science = science, math, electronics, hamradio;
   system = admin, utils, shells, kernel, otherosfs; text = text, editors, tex). Other sections (libs,
-  doc, python, …) are dropped, as are descriptions under {12} words. Train = English descriptions of the
-  training pool; dev and test = English descriptions of their own components; test items need a
+  doc, python, …) are dropped, as are descriptions under {MIN_TOPIC_WORDS} words. Train = English
+  descriptions of the training pool; dev and test = English descriptions of their own components; test items need a
   translation in at least one target language, and `test-<xx>.tsv` holds the translations with the
   English item's `id` (the binary package name). Near-duplicate descriptions (same first paragraph, e.g.
   `foo`, `foo-data`) are kept once, in the first of train, dev, test. Classes are imbalanced: report

@@ -9,7 +9,7 @@ by source package.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ TOPICS = {
 }
 SECTION_TOPIC = {s: t for t, secs in TOPICS.items() for s in secs}
 LABELS = sorted(TOPICS)
+MIN_TOPIC_WORDS = 12  # shorter descriptions say too little about the topic
 
 
 @dataclass

@@ -8,7 +8,7 @@ packages ``debian-handbook`` and ``gnome-user-docs`` (extracted). The result is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
