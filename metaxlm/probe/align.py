@@ -15,6 +15,10 @@ Inputs: the default benchmark's N-way set ``parallel/nway.tsv`` (``--data DIR`` 
 benchmark directory; with two models, ``--data`` may be given once per model, and both inputs must
 then hold the same languages and English sentences), or line-aligned files
 ``--pair LANG=EN_FILE,XX_FILE`` (given once per language).
+
+Cost of the intervals: each (layer, language) bootstrap is exact and takes O(n²·(d + B)) time for
+n sentences and B resamples (about 2 CPU-seconds at n = 2,000, d = 768, B = 1,000); for much larger
+line-aligned files use ``--max-sentences`` or fewer ``--bootstrap`` resamples.
 """
 
 from __future__ import annotations

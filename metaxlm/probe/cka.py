@@ -102,14 +102,20 @@ class _Stats:
         return _sq(self.xy), _sq(self.xx), _sq(self.yy)
 
     def hsic_unbiased(self) -> tuple[float, float, float]:
-        """Unbiased HSIC₁ of (X, Y), (X, X), (Y, Y). The data are centered, so s_x = Xᵀ1 = 0:
-        1ᵀK̃1 = −Σk and K̃1 = −k (HSIC₁ is invariant to translating X or Y)."""
+        """Unbiased HSIC₁ of (X, Y), (X, X), (Y, Y)."""
         n, kd, ld = self.n, self.kd, self.ld
-        a, b = -float(kd.sum()), -float(ld.sum())
-        kl, kk, ll = float(kd @ ld), float(kd @ kd), float(ld @ ld)
-        return (_hsic1(n, _sq(self.xy) - kl, a, b, kl),
-                _hsic1(n, _sq(self.xx) - kk, a, a, kk),
-                _hsic1(n, _sq(self.yy) - ll, b, b, ll))
+        return (_linear_hsic(n, _sq(self.xy), kd, ld, True), _linear_hsic(n, _sq(self.xx), kd, kd, True),
+                _linear_hsic(n, _sq(self.yy), ld, ld, True))
+
+
+def _linear_hsic(n: int, sq: float, kd: np.ndarray, ld: np.ndarray, debiased: bool) -> float:
+    """HSIC (times a constant that cancels in CKA) from ``sq`` = ‖XᵀY‖²_F and the squared row norms
+    ``kd``, ``ld`` of centered X, Y. Biased: ``sq`` itself. Unbiased: since Xᵀ1 = 0, 1ᵀK̃1 = −Σk and
+    K̃1 = −k (HSIC₁ is invariant to translating X or Y, so centering first changes nothing)."""
+    if not debiased:
+        return sq
+    kl = float(kd @ ld)
+    return _hsic1(n, sq - kl, -float(kd.sum()), -float(ld.sum()), kl)
 
 
 def _mean64(A: np.ndarray, chunk: int) -> np.ndarray:
@@ -289,25 +295,14 @@ def cka_matrix(Xs, Ys, debiased: bool = False) -> np.ndarray:
         Ac = A.astype(np.float64) - _mean64(A, _CHUNK)
         F = Ac @ Ac.T if gram else Ac  # what cross terms are computed from
         kd = np.einsum("ij,ij->i", Ac, Ac)
-        self_sq = _sq_pair(F, F) if gram else _sq(Ac.T @ Ac)
-        if debiased:
-            kk = float(kd @ kd)
-            self_h = _hsic1(n, self_sq - kk, -float(kd.sum()), -float(kd.sum()), kk)
-        else:
-            self_h = self_sq
-        return F, kd, self_h
+        return F, kd, _linear_hsic(n, _sq_pair(F, F) if gram else _sq(Ac.T @ Ac), kd, kd, debiased)
 
     px = [prep(A) for A in Xs]
     out = np.empty((len(Xs), len(Ys)))
     for j, B in enumerate(Ys):
         G, ld, yy = prep(B)
         for i, (F, kd, xx) in enumerate(px):
-            cross = _sq_pair(F, G) if gram else _sq(F.T @ G)
-            if debiased:
-                kl = float(kd @ ld)
-                xy = _hsic1(n, cross - kl, -float(kd.sum()), -float(ld.sum()), kl)
-            else:
-                xy = cross
+            xy = _linear_hsic(n, _sq_pair(F, G) if gram else _sq(F.T @ G), kd, ld, debiased)
             out[i, j] = _ratio(xy, xx, yy, debiased=debiased, what=f"{what} matrix [{i}, {j}]")
     return out
 
