@@ -111,4 +111,5 @@ def test_report_with_undefined_values(cli, tmp_path):
     assert res.exit_code == 0, res.output
     md = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert "CKA undefined" in md and "cka-pair-1.png" in md
-    assert "| Alignment of representations | mean CKA en↔xx (headline layer) |" in md
+    assert "| Alignment of representations | mean CKA en↔xx (at the model's Tatoeba headline layer, else the " \
+           "last layer) |" in md

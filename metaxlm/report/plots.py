@@ -58,6 +58,12 @@ def _png(fig, tight: bool = True) -> bytes:
     return buf.getvalue()
 
 
+def _int_ticks(ax, axis: str = "x") -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
 def _nan(xs) -> list[float]:
     """Recorded values with None (undefined, e.g. CKA of a constant layer) as NaN, so lines break there."""
     return [float("nan") if x is None else float(x) for x in xs]
@@ -150,6 +156,7 @@ def gap_vs_english(col: Collection) -> Figure | None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     any_pt = False
     variants = col.variants()
+    drawn: list[str] = []
     for v in variants:
         es = col.find(v, task)
         xs, ys = [], []
@@ -162,11 +169,19 @@ def gap_vs_english(col: Collection) -> Figure | None:
         if not xs:
             continue
         any_pt = True
-        marker = "s" if v in ("majority", "lexical", "none") else "o"
-        ax.scatter(xs, ys, color=color(v, variants), marker=marker, s=40, alpha=0.75,
-                   label=f"{v} ({len(xs)} seed{'s' if len(xs) != 1 else ''})")
-        if len(xs) > 1:
-            ax.scatter([_mean(xs)], [_mean(ys)], color=color(v, variants), marker="X", s=110, edgecolor="white")
+        k = len(drawn)
+        drawn.append(v)
+        if v in ("majority", "lexical"):
+            ax.scatter(xs, ys, facecolors="none", edgecolors=color(v, variants), marker="s", s=150, linewidths=1.5,
+                       label=f"{v} (control)", zorder=2)
+            continue
+        size = max(25, 140 - 30 * k)  # later variants smaller, so identical points stay visible
+        marker = "s" if v == "none" else "o"
+        ax.scatter(xs, ys, color=color(v, variants), marker=marker, s=size, alpha=0.8, zorder=3 + k,
+                   label=f"{v} ({len(xs)} pretraining seed{'s' if len(xs) != 1 else ''})")
+        if len(set(zip(xs, ys))) > 1:  # the mean, when the seeds differ
+            ax.scatter([_mean(xs)], [_mean(ys)], color=color(v, variants), marker="X", s=90, edgecolor="white",
+                       zorder=20)
     if not any_pt:
         plt.close(fig)
         return None
@@ -176,8 +191,9 @@ def gap_vs_english(col: Collection) -> Figure | None:
     ax.set_title(f"{task}: transfer gap vs English score (X = mean over seeds; lower gap is better)")
     ax.legend(fontsize=8)
     return Figure("gap-vs-english", "Transfer gap vs English score",
-                  "Each point is one pretraining seed (controls: squares). Up = larger loss when moving from "
-                  "English to the target languages.", _png(fig))
+                  "Each point is one pretraining seed (the `none` control: filled squares; majority / lexical: "
+                  "hollow squares; identical points are drawn as concentric markers). Up = larger loss when moving "
+                  "from English to the target languages.", _png(fig))
 
 
 # -- retrieval ------------------------------------------------------------------------------------
@@ -214,7 +230,7 @@ def retrieval_by_layer(col: Collection) -> Figure | None:
     if not panels:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 0.5, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels) + 0.5, 3.6), squeeze=False)
     variants = col.variants()
     for ax, (title, d) in zip(axes[0], panels):
         for v, ys in d.items():
@@ -226,7 +242,8 @@ def retrieval_by_layer(col: Collection) -> Figure | None:
                 ax.axhline(ch, color="black", ls=":", lw=1, label=f"chance ({ch:.3g})")
         ax.set_title(f"{title} by layer, mean over languages")
         ax.set_xlabel("layer (0 = embeddings)")
-        ax.legend(fontsize=8)
+        _int_ticks(ax)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return Figure("retrieval-by-layer", "Tatoeba / BUCC by layer",
                   "Layer sweeps as recorded (Tatoeba: test split when recorded, else dev; headline pooling), "
                   "averaged over languages and seeds.", _png(fig))
@@ -263,6 +280,7 @@ def cka_by_layer(col: Collection) -> Figure | None:
                     color="black", lw=2.2, label="mean")
         ax.set_title(f"{v} ({len(es)} seed{'s' if len(es) != 1 else ''})", color=color(v, col.variants()))
         ax.set_xlabel("layer")
+        _int_ticks(ax)
         if i % cols == 0:
             ax.set_ylabel("CKA en↔xx")
         ax.set_ylim(0, 1.02)

@@ -36,7 +36,8 @@ class Summary:
     rows: list[Row]
     claim_statements: dict[str, list[str]]  # claim → sentences about the none control
     what_this_shows: list[str]
-    per_language: dict[str, dict]  # task → {"langs": [...], "metric": str, "cells": {variant: {lang: (score, gap)}}}
+    per_language: dict[str, dict]  # task → {"langs", "metric", "cells": {variant: {lang: (score, gap)}},
+    #                                        "collapsed": {variant: {lang: (collapsed runs, runs)}}}
     provenance: list[dict]
     data_hashes: list[tuple[str, str]]
     problems: list[str]
@@ -122,8 +123,16 @@ def _provenance(col: Collection) -> list[dict]:
         hw_s = ", ".join(f"{k}={v}" for k, v in hw.items()) if isinstance(hw, dict) else str(hw)
         vers = meta.get("versions") or next((p.get("versions") for p in r.results.values() if p.get("versions")), {})
         vers_s = ", ".join(f"{k} {v}" for k, v in vers.items()) if isinstance(vers, dict) else str(vers or "")
+        labels = []
+        for p in r.results.values():
+            blocks = p.get("models") or [p.get("model")]
+            for m in blocks:
+                if isinstance(m, dict) and (m.get("label") or m.get("spec")):
+                    lab = str(m.get("label") or m.get("spec"))
+                    if lab not in labels:
+                        labels.append(lab)
         out.append({
-            "run": str(rel), "kind": r.kind or "?", "regime": meta.get("regime") or pre.get("regime") or "",
+            "run": str(rel), "model": " × ".join(labels), "kind": r.kind or "?", "regime": meta.get("regime") or pre.get("regime") or "",
             "seed": meta.get("seed") if meta.get("seed") is not None else "",
             "status": meta.get("status") or "", "results": ", ".join(sorted(r.results)) or "",
             "git_sha": (meta.get("git_sha") or "")[:12], "created": meta.get("created_at") or "",
@@ -149,6 +158,7 @@ def _per_language(col: Collection, variants: list[str]) -> dict[str, dict]:
         langs: list[str] = []
         metric = None
         cells: dict[str, dict] = {}
+        collapsed: dict[str, dict] = {}
         for v in variants:
             entries = col.find(v, task)
             if not entries:
@@ -159,6 +169,14 @@ def _per_language(col: Collection, variants: list[str]) -> dict[str, dict]:
                 for lg in e.payload.get("languages") or list((e.payload.get("scores") or {}).keys()):
                     if lg not in langs:
                         langs.append(lg)
+            coll: dict[str, list[int]] = {}
+            for e in entries:
+                n_runs = len(e.payload.get("per_seed") or []) or 1
+                for lg in langs:
+                    c = coll.setdefault(lg, [0, 0])
+                    c[0] += len((e.payload.get("collapsed") or {}).get(lg) or [])
+                    c[1] += n_runs
+            collapsed[v] = {lg: tuple(c) for lg, c in coll.items()}
             for lg in langs:
                 m = metric or "accuracy"
                 score = V.make_sample([(e.seed, *V._summary(((e.payload.get("scores") or {}).get(lg) or {}).get(m)))
@@ -169,7 +187,7 @@ def _per_language(col: Collection, variants: list[str]) -> dict[str, dict]:
             cells[v] = cell
         if cells:
             langs = (["en"] if "en" in langs else []) + [x for x in langs if x != "en"]
-            out[task] = {"langs": langs, "metric": metric or "accuracy", "cells": cells}
+            out[task] = {"langs": langs, "metric": metric or "accuracy", "cells": cells, "collapsed": collapsed}
     return out
 
 
@@ -269,6 +287,23 @@ def _notes(col: Collection, limit: int = 40) -> list[str]:
     return out
 
 
+def _collapse_sentences(per_language: dict[str, dict]) -> list[str]:
+    out = []
+    for task, d in per_language.items():
+        parts = []
+        for v, by in (d.get("collapsed") or {}).items():
+            if v in CONTROL_LABELS:
+                continue
+            c, n = by.get("en", (0, 0))
+            if c:
+                parts.append(f"`{v}` {c}/{n}")
+        if parts:
+            out.append(f"{task}: fine-tuning runs that collapsed to the majority class in English (recorded by the "
+                       f"evaluation): {', '.join(parts)}. Collapsed runs score at majority level whatever the encoder, "
+                       "so they hide any effect of pretraining; fine-tune longer or on more data.")
+    return out
+
+
 def build_summary(col: Collection, title: str = "metaxlm comparison report") -> Summary:
     variants = col.variants()
     # variants with a pretraining curve only (tokens-N results, no end point) still show in tables
@@ -303,6 +338,7 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
     if "fine-tuning seeds" in units:
         unit_notes.append("Where a regime has one pretraining seed, intervals are over its fine-tuning seeds "
                           "only: they show fine-tuning noise, not pretraining noise.")
+    per_lang = _per_language(col, list(variants))
     return Summary(
         title=title,
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -311,8 +347,8 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
         pretrained=pretrained,
         rows=rows,
         claim_statements=_claim_statements(rows, pretrained),
-        what_this_shows=_what_this_shows(rows),
-        per_language=_per_language(col, [v for v in variants]),
+        what_this_shows=_what_this_shows(rows) + _collapse_sentences(per_lang),
+        per_language=per_lang,
         provenance=_provenance(col),
         data_hashes=_data_hashes(col),
         problems=list(col.problems),

@@ -106,6 +106,9 @@ def per_language(s: Summary, task: str) -> Table:
             text = cell(score)
             if lg != "en" and gap is not None:
                 text += f"; gap {cell(gap)}"
+            c, n = (d.get("collapsed") or {}).get(v, {}).get(lg, (0, 0))
+            if c and v != "majority":  # the majority control is collapsed by definition
+                text += f"; collapsed {c}/{n}"
             line.append(text)
             cls.append("num wrap")
         rows.append(line)
@@ -113,7 +116,8 @@ def per_language(s: Summary, task: str) -> Table:
     return Table(header, rows, classes,
                  note=f"Each cell: {d['metric']} on that language; gap = paired gap, the English score minus the "
                       "target-language score on the same (translated) test items, as recorded per fine-tuning seed "
-                      "(lower is better). ± is the 95% t-interval over seeds.")
+                      "(lower is better). ± is the 95% t-interval over seeds. \"collapsed k/n\": k of n fine-tuning runs "
+                      "scored at majority-class level on that language.")
 
 
 def _fmt_secs(x) -> str:
@@ -128,10 +132,15 @@ def _fmt_secs(x) -> str:
 
 def provenance(s: Summary, training: bool = True) -> Table:
     """Training runs (``training=True``) or every other run (evaluations, probes, comparisons)."""
-    header = ["Run", "Kind", "Regime", "Seed", "Status", "Results", "git sha", "Wall time", "Created"]
     sel = [p for p in s.provenance if bool(p["kind"] == "train" or p["regime"]) == training]
-    rows = [[p["run"], p["kind"], str(p["regime"]), str(p["seed"]), p["status"], p["results"], p["git_sha"],
-             _fmt_secs(p["wall_s"]), p["created"]] for p in sel]
+    if training:
+        header = ["Run", "Regime", "Seed", "Status", "git sha", "Wall time", "Created"]
+        rows = [[p["run"], str(p["regime"]), str(p["seed"]), p["status"], p["git_sha"], _fmt_secs(p["wall_s"]),
+                 p["created"]] for p in sel]
+    else:
+        header = ["Run", "Kind", "Model", "Results", "Status", "git sha", "Wall time", "Created"]
+        rows = [[p["run"], p["kind"], p["model"], p["results"], p["status"], p["git_sha"], _fmt_secs(p["wall_s"]),
+                 p["created"]] for p in sel]
     return Table(header, rows, [["small"] * len(header) for _ in rows])
 
 
@@ -139,7 +148,10 @@ def environment(s: Summary) -> Table:
     hw = sorted({p["hardware"] for p in s.provenance if p["hardware"]})
     vs = sorted({p["versions"] for p in s.provenance if p["versions"]})
     sha = sorted({p["git_sha"] for p in s.provenance if p["git_sha"]})
-    rows = [["hardware", h] for h in hw] + [["library versions", v] for v in vs] + [["git sha", x] for x in sha]
+    rows = [["hardware", h] for h in hw] + [["library versions", v] for v in vs]
+    if sha:
+        rows.append(["git sha" if len(sha) == 1 else f"git sha ({len(sha)} different code versions!)",
+                     ", ".join(sha)])
     rows += [[f"data hash ({k})", v] for k, v in s.data_hashes]
     return Table(["What", "Value"], rows, [["", "small"] for _ in rows])
 

@@ -272,7 +272,9 @@ def metrics_for(tasks: Sequence[str], names: Sequence[str], metric_names: dict[s
                           t, higher_is_better=False, control_check=False, read=_gap("transfer_gap_mean")))
     out.append(Metric("tatoeba.acc", "alignment", "Tatoeba accuracy (cosine, both directions, headline layer)",
                       "tatoeba", read=_mean_key("acc_cosine")))
-    out.append(Metric("align.mean_cka", "alignment", "mean CKA en↔xx (headline layer)", "align", read=_cka))
+    out.append(Metric("align.mean_cka", "alignment",
+                      "mean CKA en↔xx (at the model's Tatoeba headline layer, else the last layer)", "align",
+                      read=_cka))
     if "bucc" in names:
         out.append(Metric("bucc.f1", "alignment", "BUCC F1 (mean over languages)", "bucc", read=_mean_key("f1")))
     return out
