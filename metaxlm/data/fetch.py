@@ -64,8 +64,10 @@ def _pick(sums: dict[str, FileSum], stem: str) -> str | None:
 def fetch_sources(languages=None, release: str = "bookworm", mirror: str | None = None,
                   cache: str | Path | None = None, **options) -> Path:
     """Fetch (or reuse) every source file; return the archive cache directory holding the manifest."""
-    cfg = FetchConfig(languages=L.parse_list(languages), release=release, mirror=mirror,
-                      cache=Path(cache) if cache else None, **options)
+    from metaxlm.config import build
+
+    cfg = build(FetchConfig, {"languages": list(L.parse_list(languages)), "release": release, "mirror": mirror,
+                              "cache": cache, **options}, where="fetch_sources")
     return fetch(cfg)
 
 
