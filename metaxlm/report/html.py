@@ -109,7 +109,8 @@ def render(s: Summary, figures: list[Figure]) -> str:
 
     b: list[str] = []
     b.append(f"<h1>{_e(s.title)}</h1>")
-    b.append(f'<p class="sub">Generated {_e(s.generated_at)} from {", ".join(f"<code>{_e(r)}</code>" for r in s.roots)}. '
+    roots = ", ".join(f"<code>{_e(r)}</code>" for r in s.roots)
+    b.append(f'<p class="sub">Generated {_e(s.generated_at)} from {roots}. '
              "Every number is read from recorded result files; nothing is recomputed.</p>")
     b.append(_cards(s))
     b.append("<h2>What this shows</h2><ul class=\"what\">" +

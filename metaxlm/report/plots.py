@@ -276,8 +276,8 @@ def cka_by_layer(col: Collection) -> Figure | None:
         means = [e.payload.get("mean_cka") for e in es if e.payload.get("mean_cka")]
         if means:
             L = min(len(m) for m in means)
-            ax.plot(layers[:L] if len(layers) >= L else range(L), _nan([_mean([m[j] for m in means]) for j in range(L)]),
-                    color="black", lw=2.2, label="mean")
+            xs = layers[:L] if len(layers) >= L else range(L)
+            ax.plot(xs, _nan([_mean([m[j] for m in means]) for j in range(L)]), color="black", lw=2.2, label="mean")
         ax.set_title(f"{v} ({len(es)} seed{'s' if len(es) != 1 else ''})", color=color(v, col.variants()))
         ax.set_xlabel("layer")
         _int_ticks(ax)

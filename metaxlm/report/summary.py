@@ -132,7 +132,8 @@ def _provenance(col: Collection) -> list[dict]:
                     if lab not in labels:
                         labels.append(lab)
         out.append({
-            "run": str(rel), "model": " × ".join(labels), "kind": r.kind or "?", "regime": meta.get("regime") or pre.get("regime") or "",
+            "run": str(rel), "model": " × ".join(labels), "kind": r.kind or "?",
+            "regime": meta.get("regime") or pre.get("regime") or "",
             "seed": meta.get("seed") if meta.get("seed") is not None else "",
             "status": meta.get("status") or "", "results": ", ".join(sorted(r.results)) or "",
             "git_sha": (meta.get("git_sha") or "")[:12], "created": meta.get("created_at") or "",

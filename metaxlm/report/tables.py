@@ -116,7 +116,8 @@ def per_language(s: Summary, task: str) -> Table:
     return Table(header, rows, classes,
                  note=f"Each cell: {d['metric']} on that language; gap = paired gap, the English score minus the "
                       "target-language score on the same (translated) test items, as recorded per fine-tuning seed "
-                      "(lower is better). ± is the 95% t-interval over seeds. \"collapsed k/n\": k of n fine-tuning runs "
+                      "(lower is better). ± is the 95% t-interval over seeds. \"collapsed k/n\": k of n fine-tuning "
+                      "runs "
                       "scored at majority-class level on that language.")
 
 
