@@ -108,6 +108,18 @@ def test_fused_both_ways_topk_equals_numpy(tile):
     assert xi.shape == (2, 4) and yi.shape == (38, 2)
 
 
+def test_ties_resolve_to_the_lowest_index_for_every_k_and_engine():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((20, 8)).astype(np.float32)
+    y = np.repeat(rng.standard_normal((5, 8)).astype(np.float32), 4, axis=0)  # each vector 4 times
+    ref = (_unit(x) @ _unit(y[::4]).T).argmax(1) * 4  # first copy of the best vector
+    for k in (1, 3, 4, 6):
+        _, fused, _, _ = R.knn_both(x, y, k, k, tile=7)
+        _, flat = R.knn(x, y, k)
+        np.testing.assert_array_equal(fused[:, 0], ref)
+        np.testing.assert_array_equal(flat[:, 0], ref)
+
+
 @pytest.mark.parametrize("engine", ["fused", "faiss"])
 def test_engines_mine_the_same_pairs(engine):
     x, y = _pairs_data(n=80, m=90, d=16, seed=12)

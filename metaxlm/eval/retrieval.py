@@ -86,7 +86,7 @@ def knn(queries: np.ndarray, database: np.ndarray, k: int, *, normalized: bool =
     for s in range(0, q.shape[0], chunk_size):
         d, i = index.search(q[s:s + chunk_size], k)
         sims[s:s + chunk_size], ids[s:s + chunk_size] = d, i
-    return sims, ids
+    return _ties_by_index(sims, ids)
 
 
 class _TopK:
@@ -110,7 +110,13 @@ class _TopK:
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self._heaps.reorder()  # best first
-        return self.sims, self.ids
+        return _ties_by_index(self.sims, self.ids)
+
+
+def _ties_by_index(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows best first, equal similarities by increasing id: the same top-1 for every k and engine."""
+    order = np.lexsort((ids, -sims), axis=1) if sims.size else np.zeros(sims.shape, np.int64)
+    return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
 
 
 def knn_both(x: np.ndarray, y: np.ndarray, kx: int, ky: int, *, normalized: bool = False,
@@ -389,10 +395,8 @@ def compute_tatoeba(x: np.ndarray, y: np.ndarray, *, k: int = 4, x_texts: Sequen
     if n == 0 or len(y) != n:
         raise ValueError(f"need the same positive number of xx and en embeddings, got {len(x)} and {len(y)}")
     x, y = l2_normalize(x), l2_normalize(y)
-    _, x2y = knn(x, y, 1, normalized=True, gpu=gpu)
-    _, y2x = knn(y, x, 1, normalized=True, gpu=gpu)
-    cos_xx2en, cos_en2xx = x2y[:, 0], y2x[:, 0]
     c = compute_margin_candidates(x, y, k=k, margin="ratio", normalized=True, gpu=gpu)
+    cos_xx2en, cos_en2xx = c.fwd_ids[:, 0], c.bwd_ids[:, 0]  # candidates are sorted by cosine
     m_xx2en, m_en2xx = c.fwd_best, c.bwd_best
     arange = np.arange(n)
     acc_x, acc_e = float((cos_xx2en == arange).mean()), float((cos_en2xx == arange).mean())
@@ -426,8 +430,10 @@ def weighted_f1(pred: np.ndarray) -> float:
 
 def compute_accuracy_cosine(x: np.ndarray, y: np.ndarray, gpu: bool | None = None) -> float:
     """Mean of xx→en and en→xx cosine top-1 accuracy (the number swept over layers)."""
-    x, y = l2_normalize(x), l2_normalize(y)
-    _, x2y = knn(x, y, 1, normalized=True, gpu=gpu)
-    _, y2x = knn(y, x, 1, normalized=True, gpu=gpu)
+    if gpu if gpu is not None else _gpu_available():
+        _, x2y = knn(x, y, 1, gpu=True)
+        _, y2x = knn(y, x, 1, gpu=True)
+    else:
+        _, x2y, _, y2x = knn_both(x, y, 1, 1)
     a = np.arange(len(x))
     return float(((x2y[:, 0] == a).mean() + (y2x[:, 0] == a).mean()) / 2)
