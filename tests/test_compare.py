@@ -77,7 +77,7 @@ def test_interrupted_step_is_redone_and_training_kept(smoke, cli, monkeypatch, t
 
     monkeypatch.setattr(C, "_align", interrupted)
     r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy, "--force", "align")
-XX
+    assert r.exit_code == 130, r.output  # Ctrl-C: click exits with 130
     assert json.loads((copy / "meta.json").read_text())["status"] == "failed"
     train_meta = (copy / "train" / "meta-s0" / "meta.json").read_text()
     r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", copy)
