@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metaxlm.errors import UserError
 from metaxlm.probe import cka
 
 BENCH = Path(__file__).parent / "fixtures" / "bench"
@@ -215,7 +214,3 @@ def test_bad_input_one_line_exit_2(cli, tiny, tmp_path, case, needle):
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
     assert not (tmp_path / "run").exists()  # bad input is refused before a run directory is made
 
-
-def test_library_errors_are_user_errors():
-    with pytest.raises(UserError, match="at least 4"):
-        cka.linear_cka(np.eye(3), np.eye(3), debiased=True)
