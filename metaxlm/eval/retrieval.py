@@ -2,6 +2,9 @@
 
 - :func:`knn`: exact top-k inner product with faiss ``IndexFlatIP`` on L2-normalised vectors, over
   query chunks so memory stays bounded; on a GPU index when faiss has GPUs.
+- :func:`knn_both`: exact top-k in both directions from one pass over ``x yᵀ`` in tiles (faiss
+  top-k heaps), half the arithmetic of two searches; the CPU engine for margin scoring (mining needs
+  both directions). Equal similarities resolve to the lowest index in both functions.
 - :func:`compute_margin_candidates`: margin scores as in Artetxe & Schwenk (2019), "Margin-based
   parallel corpus mining with multilingual sentence embeddings": for candidates ``y`` among the ``k``
   nearest neighbours of ``x`` (and vice versa),
