@@ -135,12 +135,13 @@ def render(s: Summary, figures: list[Figure]) -> str:
     b.append("<h2>Transfer gap vs English score</h2>" + fig(["gap-vs-english"]))
     b.append("<h2>Retrieval by layer</h2>" + fig(["retrieval-by-layer"]))
     b.append("<h2>Alignment: CKA</h2>" + fig(["cka-by-layer"] + [f.name for f in figures
-                                                               if f.name.startswith("cka-pair")]))
+                                                               if f.name.startswith("cka-pairs")]))
     b.append("<h2>Metrics over pretraining</h2>" + fig(["curves"]))
     b.append("<h2>Provenance</h2>")
     if s.steps:
-        b.append("<h3>Comparison steps</h3>")
-        b.append(table(T.steps(s)))
+        st = T.steps(s)
+        b.append(f"<details><summary>Comparison steps ({len(st.rows) - 1}, total {_e(st.rows[-1][2])})</summary>"
+                 f"{table(st)}</details>")
     b.append("<h3>Training runs</h3>")
     b.append(table(T.provenance(s, training=True)))
     others = T.provenance(s, training=False)

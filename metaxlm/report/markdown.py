@@ -50,7 +50,7 @@ def sections(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> li
     groups = [("Training curves", ["training-loss", "validation-loss"]),
               ("Transfer gap vs English score", ["gap-vs-english"]),
               ("Retrieval by layer", ["retrieval-by-layer"]),
-              ("Alignment: CKA", ["cka-by-layer"] + [f.name for f in figures if f.name.startswith("cka-pair")]),
+              ("Alignment: CKA", ["cka-by-layer"] + [f.name for f in figures if f.name.startswith("cka-pairs")]),
               ("Metrics over pretraining", ["curves"])]
     for title, names in groups:
         out.append((title, fig(names) or "not run"))

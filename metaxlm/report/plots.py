@@ -51,7 +51,7 @@ def _png(fig, tight: bool = True) -> bytes:
     buf = io.BytesIO()
     if tight:
         fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.1)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -295,21 +295,21 @@ def cka_by_layer(col: Collection) -> Figure | None:
 
 
 def cka_heatmaps(col: Collection) -> list[Figure]:
-    out = []
-    for k, e in enumerate(col.pairs):
+    """One figure with a heatmap per model pair (up to three per row)."""
+    import numpy as np
+
+    panels = []
+    for e in col.pairs:
         matrix = e.payload.get("matrix")
         models = e.payload.get("models") or [{}, {}]
         if not matrix or not isinstance(matrix, list):
             continue
-        plt = _plt()
-        import numpy as np
-
         try:
             m = np.array([_nan(row) for row in matrix], dtype=float)
         except (TypeError, ValueError):
             continue
-        fig, ax = plt.subplots(figsize=(5.2, 4.4))
-        im = ax.imshow(np.ma.masked_invalid(m), origin="lower", vmin=0, vmax=1, cmap="viridis")
+        if m.ndim != 2 or m.size == 0:
+            continue
         a = (models[0] or {}).get("label", "A")
         b = (models[1] or {}).get("label", "B") if len(models) > 1 else "B"
         layers = e.payload.get("layers")
@@ -319,6 +319,17 @@ def cka_heatmaps(col: Collection) -> list[Figure]:
             la = lb = layers
         else:
             la, lb = list(range(m.shape[0])), list(range(m.shape[1]))
+        panels.append((a, b, m, la, lb))
+    if not panels:
+        return []
+    plt = _plt()
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols + 0.8, 3.9 * rows), squeeze=False)
+    im = None
+    for k, (a, b, m, la, lb) in enumerate(panels):
+        ax = axes[k // cols][k % cols]
+        im = ax.imshow(np.ma.masked_invalid(m), origin="lower", vmin=0, vmax=1, cmap="viridis")
         if len(la) == m.shape[0] and len(lb) == m.shape[1]:
             ax.set_yticks(range(m.shape[0]), [str(x) for x in la])
             ax.set_xticks(range(m.shape[1]), [str(x) for x in lb])
@@ -331,12 +342,15 @@ def cka_heatmaps(col: Collection) -> list[Figure]:
                     x = m[i, j]
                     ax.text(j, i, "—" if np.isnan(x) else f"{x:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if np.isnan(x) or x < 0.6 else "black")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set_title(f"CKA {a} × {b} (English sentences)")
-        out.append(Figure(f"cka-pair-{k + 1}", f"Model × model CKA: {a} vs {b}",
-                          "Linear CKA between every layer of one model and every layer of the other on the same "
-                          "English sentences.", _png(fig)))
-    return out
+        ax.set_title(f"{a} × {b}")
+    for j in range(len(panels), rows * cols):
+        axes[j // cols][j % cols].axis("off")
+    fig.tight_layout()
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, label="linear CKA")
+    names = ", ".join(f"{a} × {b}" for a, b, *_ in panels)
+    return [Figure("cka-pairs", "Model × model CKA",
+                   f"Linear CKA between every layer of one model and every layer of the other on the same English "
+                   f"sentences ({names}).", _png(fig, tight=False))]
 
 
 # -- curves over pretraining ------------------------------------------------------------------
