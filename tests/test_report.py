@@ -154,3 +154,18 @@ def test_collect_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no results"):
         collect([tmp_path / "empty"])
+
+
+def test_retrieval_sweep_uses_one_split(tmp_path):
+    """A shared dev pair (sweep["mean"]["dev-pair"] with only "dev") must not be averaged into test curves."""
+    from metaxlm.report import plots
+
+    root = make.write_comparison(tmp_path / "cmp", {"single": [{"tatoeba": .4}], "meta": [{"tatoeba": .3}]},
+                                 controls=False, pair=False)
+    p = root / "eval" / "tatoeba-single-s1" / "results" / "tatoeba.json"
+    data = json.loads(p.read_text(encoding="utf-8"))
+    data["sweep"]["mean"]["dev-pair"] = {"dev": [9.0] * 5}
+    p.write_text(json.dumps(data), encoding="utf-8")
+    lines, split = plots._sweep_lines(collect([root]), "tatoeba", ("test", "dev"))
+    assert split == "test"
+    assert lines["single"] == pytest.approx(make._layers(0.4))

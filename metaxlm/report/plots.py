@@ -197,36 +197,36 @@ def gap_vs_english(col: Collection) -> Figure | None:
 
 
 # -- retrieval ------------------------------------------------------------------------------------
-def _sweep_lines(col: Collection, name: str, split_pref: tuple[str, ...]) -> dict[str, list[float]]:
-    """variant → per-layer value, averaged over languages (and seeds) of the recorded sweep."""
+def _sweep_lines(col: Collection, name: str, split_pref: tuple[str, ...]) -> tuple[dict[str, list[float]], str]:
+    """(variant → per-layer value averaged over languages and seeds of the recorded sweep, split(s) used)."""
     out = {}
+    used: set = set()
     for v in col.variants():
         per_seed = []
         for e in col.find(v, name):
             sweep = e.payload.get("sweep") or {}
             pooling = (e.payload.get("headline") or {}).get("pooling") or next(iter(sweep), None)
             by_lang = sweep.get(pooling) or {}
-            rows = []
-            for lg, splits in by_lang.items():
-                if not isinstance(splits, dict):
-                    continue
-                for sp in split_pref:
-                    if isinstance(splits.get(sp), list):
-                        rows.append(splits[sp])
-                        break
+            # one split for every language (test when any language has it; a shared "dev-pair" curve has
+            # only dev and is left out then)
+            split = next((sp for sp in split_pref if any(isinstance(x, dict) and isinstance(x.get(sp), list)
+                                                         for x in by_lang.values())), None)
+            rows = [x[split] for x in by_lang.values() if isinstance(x, dict) and isinstance(x.get(split), list)
+                    and x[split]]
             if rows:
                 L = min(len(r) for r in rows)
                 per_seed.append([_mean([r[i] for r in rows]) for i in range(L)])
+                used.add(split)
         if per_seed:
             L = min(len(r) for r in per_seed)
             out[v] = [_mean([r[i] for r in per_seed]) for i in range(L)]
-    return out
+    return out, "/".join(sorted(used))
 
 
 def retrieval_by_layer(col: Collection) -> Figure | None:
-    tat = _sweep_lines(col, "tatoeba", ("test", "dev"))
-    bucc = _sweep_lines(col, "bucc", ("test", "dev"))
-    panels = [(k, d) for k, d in (("Tatoeba accuracy (cosine)", tat), ("BUCC F1 (dev)", bucc)) if d]
+    tat, tsplit = _sweep_lines(col, "tatoeba", ("test", "dev"))
+    bucc, bsplit = _sweep_lines(col, "bucc", ("test", "dev"))
+    panels = [(k, d) for k, d in ((f"Tatoeba accuracy ({tsplit})", tat), (f"BUCC F1 ({bsplit})", bucc)) if d]
     if not panels:
         return None
     plt = _plt()
