@@ -30,9 +30,10 @@ def _make_command(task: str):
         seed: int = typer.Option(0, "--seed", help="first seed"),
         train_size: Optional[int] = typer.Option(None, "--train-size", help="fine-tune on K English examples"),
         lr: float = typer.Option(_D.lr, "--lr"),
-        epochs: int = typer.Option(_D.epochs, "--epochs"),
+        epochs: Optional[int] = typer.Option(None, "--epochs", help=f"default {spec.epochs or _D.epochs}"),
         batch_size: int = typer.Option(_D.batch_size, "--batch-size"),
-        max_length: int = typer.Option(_D.max_length, "--max-length", help="subwords per input"),
+        max_length: Optional[int] = typer.Option(None, "--max-length", help="subwords per input (default "
+                                                 f"{spec.max_length or _D.max_length})"),
         warmup: float = typer.Option(_D.warmup_ratio, "--warmup", help="warmup fraction of the steps"),
         save_predictions: bool = typer.Option(False, "--save-predictions", help="write predictions/ in the run"),
         out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/eval-<task>-<model>-<time>)"),
@@ -50,8 +51,9 @@ def _make_command(task: str):
         path = run_transfer(cfg, out)
         typer.echo(f"results: {path / 'results' / (task + '.json')}")
 
-    command.__doc__ = (f"Zero-shot transfer on {task}: fine-tune on English, select on English dev, "
-                       f"score every language ({spec.description}).")
+    short, _, formats = spec.description.partition(": ")
+    command.__doc__ = (f"Transfer: {short}. Fine-tune on English, select on English dev, score every "
+                       f"language ({spec.metric}); reads {formats or 'its data directory'}.")
     return command
 
 

@@ -33,6 +33,9 @@ class TaskSpec:
     default_data: str | None = None  # "benchmark": metaxlm.paths.default_benchmark_dir()
     hf_name: str | None = None  # Hugging Face datasets name (only with a reachable hub)
     description: str = ""
+    # task-specific defaults for options left unset (None: the global FinetuneParams default)
+    max_length: int | None = None
+    epochs: int | None = None
 
     @property
     def metric(self) -> str:
@@ -52,7 +55,7 @@ TASKS: dict[str, TaskSpec] = {
                     "or the XTREME layout"),
     "topic": TaskSpec(
         name="topic", kind="sequence", format="topic", metrics=("accuracy", "macro_f1"), labels=None,
-        translated=True, default_data="benchmark",
+        translated=True, default_data="benchmark", max_length=64, epochs=2,
         description="topic of a Debian package description: the default benchmark's topic/ task"),
     "ner": TaskSpec(
         name="ner", kind="token", format="conll", metrics=("span_f1", "token_accuracy"), labels=PANX_TAGS,

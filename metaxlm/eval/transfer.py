@@ -16,7 +16,7 @@ import datetime as _dt
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -46,13 +46,13 @@ class TransferConfig:
     seed: int = 0  # first seed; seeds are seed, seed+1, ...
     train_size: Optional[int] = None  # fine-tune on this many English examples (a seeded sample)
     lr: float = _DEF.lr
-    epochs: int = _DEF.epochs
+    epochs: Optional[int] = None  # None: the task's default (topic 2), else FinetuneParams.epochs (3)
     batch_size: int = _DEF.batch_size
-    max_length: int = _DEF.max_length
+    max_length: Optional[int] = None  # None: the task's default (topic 64), else FinetuneParams.max_length (128)
     warmup_ratio: float = _DEF.warmup_ratio
     weight_decay: float = _DEF.weight_decay
     eval_batch_size: int = _DEF.eval_batch_size
-    train_eval_size: int = 2000  # English train items scored for the train-minus-test gap
+    train_eval_size: int = 1000  # English train items scored for the train-minus-test gap
     save_predictions: bool = False
 
     def __post_init__(self):
@@ -60,9 +60,9 @@ class TransferConfig:
             (self.seeds >= 1, "seeds must be at least 1"),
             (self.train_size is None or self.train_size >= 1, "train_size must be at least 1"),
             (self.lr > 0, "lr must be positive"),
-            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be at least 1"),
-            (self.max_length >= 8, "max_length must be at least 8"),
+            (self.max_length is None or self.max_length >= 8, "max_length must be at least 8"),
             (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
             (self.train_eval_size >= 1, "train_eval_size must be at least 1"),
         ]
@@ -70,9 +70,14 @@ class TransferConfig:
             if not ok:
                 raise UserError(msg)
 
+    def resolved(self, spec: TaskSpec) -> "TransferConfig":
+        """This config with unset options filled from the task's and then the global defaults."""
+        return replace(self, epochs=self.epochs or spec.epochs or _DEF.epochs,
+                       max_length=self.max_length or spec.max_length or _DEF.max_length)
+
     def params(self) -> FinetuneParams:
-        return FinetuneParams(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
-                              max_length=self.max_length, warmup_ratio=self.warmup_ratio,
+        return FinetuneParams(lr=self.lr, epochs=self.epochs or _DEF.epochs, batch_size=self.batch_size,
+                              max_length=self.max_length or _DEF.max_length, warmup_ratio=self.warmup_ratio,
                               weight_decay=self.weight_decay, eval_batch_size=self.eval_batch_size)
 
 
@@ -104,6 +109,7 @@ def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show:
     """Evaluate ``config.model`` on ``config.task``; returns the run directory."""
     t0 = time.time()
     spec = get_task(config.task)
+    config = config.resolved(spec)
     data = load_task(spec, config.data, config.languages)
     if config.train_size is not None and config.train_size > len(data.train):
         raise UserError(f"--train-size {config.train_size} is larger than the English training set "
@@ -127,6 +133,7 @@ def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show:
 
 def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predictor, run=None) -> dict:
     """Fit and score ``predictor`` for every seed; return the result payload (without timing)."""
+    config = config.resolved(spec)
     labels = list(data.labels)
     metric = spec.metric
     train_gold = _gold(spec, data.train)
@@ -141,8 +148,10 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
         seed = config.seed + k
         train = _subsample(data.train, config.train_size, seed)
         total = predictor.steps(len(train)) or None
+        t_fit = time.time()
         with progress.task(f"eval {spec.name} {ref.label} seed {seed}", total=total) as bar:
             predictor.fit(train, data.dev, seed, dev_score, progress=bar)
+        t_pred = time.time()
         tr = _subsample(train, config.train_eval_size, seed)
         en_train = S.compute_metrics(spec.metrics, _gold(spec, tr), predictor.predict(tr), labels)
         scores, collapsed, preds = {}, [], {}
@@ -152,6 +161,7 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
             scores[lang] = S.compute_metrics(spec.metrics, golds[lang], pred, labels)
             if S.is_collapsed(scores[lang][metric], majority[lang], pred):
                 collapsed.append(lang)
+        t_done = time.time()
         paired = _paired(spec, data, golds, preds, labels) if spec.translated else {}
         g = S.seed_gaps({lang: s[metric] for lang, s in scores.items()}, en_train[metric],
                         {lang: (e, t) for lang, (e, t, _) in paired.items()})
@@ -161,6 +171,7 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
             "collapsed": collapsed, "train_size": len(train),
             "dev_history": list(getattr(predictor, "dev_history", []) or []),
             "paired_n": {lang: n for lang, (_, _, n) in paired.items()} if paired else {},
+            "seconds": {"fit": t_pred - t_fit, "predict": t_done - t_pred},
         })
         if config.save_predictions and run is not None:
             pred_files[str(seed)] = _save_predictions(run, spec, data, seed, preds)

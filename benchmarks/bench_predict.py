@@ -1,0 +1,130 @@
+"""Prediction throughput: dynamic padding + length-sorted batches vs fixed padding to 128 with
+unsorted batches (the common baseline), in one run, on the same model, items and batch size.
+
+Both variants go through ``metaxlm.eval.finetune.predict_ids`` under ``torch.inference_mode``; only
+``sort`` and ``pad_to`` differ. Predictions of the two are compared (padding must not change them).
+
+    python benchmarks/bench_predict.py                         # topic test sets of the default benchmark
+    python benchmarks/bench_predict.py --data tests/fixtures/bench --items 500
+    python benchmarks/bench_predict.py --model runs/meta --task xnli --data XNLI_DIR
+
+Without ``--model`` a random-init encoder of the default preset's shape (4 layers, hidden 256) is
+built with a small tokenizer trained on the items (weights do not change the speed). Prints items/s
+of both variants, the ratio (target >= 3x), and the subword-length distribution that explains it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build_model(out: Path, texts: list[str], layers: int, hidden: int, vocab: int) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainers.UnigramTrainer(
+        vocab_size=vocab, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                   sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+    fast.save_pretrained(out)
+    cfg = XLMRobertaConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
+                           num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+                           max_position_embeddings=514, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+    torch.manual_seed(0)
+    XLMRobertaForMaskedLM(cfg).save_pretrained(out)
+    return out
+
+
+def timed(fn):
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", default="topic")
+    ap.add_argument("--data", default=None, help="task data directory (topic: default benchmark)")
+    ap.add_argument("--model", default=None, help="encoder to use (default: random-init 4x256)")
+    ap.add_argument("--items", type=int, default=2000, help="test items (sampled over all languages)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--vocab", type=int, default=8000)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from metaxlm.eval.finetune import FineTuner, FinetuneParams, predict_ids
+    from metaxlm.eval.formats import load_task
+    from metaxlm.eval.tasks import get_task
+    from metaxlm.models import resolve_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = get_task(args.task)
+    data = load_task(spec, args.data)
+    pool = [ex for exs in data.test.values() for ex in exs]
+    rng = random.Random(args.seed)
+    items = [rng.choice(pool) for _ in range(args.items)] if len(pool) < args.items else rng.sample(pool, args.items)
+    tmp = None
+    if args.model is None:
+        tmp = tempfile.TemporaryDirectory()
+        texts = [ex.a + " " + (ex.b or "") for ex in data.train[:5000]] if spec.kind == "sequence" else \
+            [" ".join(ex.words) for ex in data.train[:5000]]
+        texts += [ex.a if spec.kind == "sequence" else " ".join(ex.words) for ex in pool[:3000]]
+        vocab = min(args.vocab, max(200, len(set(" ".join(texts).split())) // 2))
+        model_path = str(build_model(Path(tmp.name) / "m", texts, args.layers, args.hidden, vocab))
+    else:
+        model_path = args.model
+    ft = FineTuner(resolve_model(model_path), spec, data.labels, FinetuneParams(max_length=args.max_length))
+    ft.model = ft._new_model()
+    feats = ft.encode(items, with_labels=False)
+    lengths = [len(f["input_ids"]) for f in feats]
+    pad_to = ft.max_length
+    bs = args.batch_size
+
+    def dynamic():
+        return predict_ids(ft.model, feats, bs, ft.pad_id, sort=True)
+
+    def fixed():
+        return predict_ids(ft.model, feats, bs, ft.pad_id, sort=False, pad_to=pad_to)
+
+    predict_ids(ft.model, feats[:bs], bs, ft.pad_id)  # warm up allocator and kernels
+    (pa, wa, ca) = timed(dynamic)
+    (pb, wb, cb) = timed(fixed)
+    agree = sum(1 for x, y in zip(pa, pb) if x == y) / len(pa)
+    n = len(feats)
+    print(f"task {spec.name}: {n} items from {len(data.test)} languages, batch {bs}, max_length {pad_to}, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"model: {model_path if args.model else f'random-init {args.layers} layers x {args.hidden} hidden'}")
+    q = sorted(lengths)
+    print(f"subwords per item: mean {statistics.mean(lengths):.1f}, median {q[n // 2]}, p90 {q[int(n * .9)]}, "
+          f"max {q[-1]}; at the limit: {sum(x >= pad_to for x in lengths) / n:.1%}")
+    print(f"fixed padding to {pad_to}, unsorted:    {n / wb:8.1f} items/s  ({wb:.2f} s wall, {cb:.2f} s cpu)")
+    print(f"dynamic padding, length-sorted: {n / wa:8.1f} items/s  ({wa:.2f} s wall, {ca:.2f} s cpu)")
+    print(f"ratio (dynamic / fixed): {wb / wa:.2f}x wall, {cb / ca:.2f}x cpu   (target >= 3x)")
+    print(f"same predictions: {agree:.1%}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
