@@ -113,3 +113,29 @@ def test_report_with_undefined_values(cli, tmp_path):
     assert "CKA undefined" in md and "cka-pairs.png" in md
     assert "| Alignment of representations | mean CKA en↔xx (at the model's Tatoeba headline layer, else the " \
            "last layer) |" in md
+
+
+def test_report_survives_sparse_result_files(tmp_path):
+    """Result files with missing keys (older or interrupted producers) give "not run" cells, not a crash."""
+    import json
+
+    from metaxlm.report import build_report
+
+    model = {"spec": "x", "path": "x", "source": "local", "phase": None, "run_dir": None, "label": "x"}
+    payloads = {
+        "topic": {"kind": "transfer", "model": model, "task": {"name": "topic"}},
+        "tatoeba": {"kind": "tatoeba", "model": model, "sweep": {"mean": {"de": {"dev": [0.1, None]}}}},
+        "bucc": {"kind": "bucc", "model": model, "mean": {}},
+        "align": {"kind": "align", "model": model, "mean_cka": [], "cka": {"de": {}}},
+        "align-pair": {"kind": "align_pair", "models": [model, model], "matrix": []},
+        "odd": {"kind": "something-else"},
+        "list": [1, 2],
+    }
+    for name, payload in payloads.items():
+        d = tmp_path / "runs" / name / "results"
+        d.mkdir(parents=True)
+        (d / f"{name}.json").write_text(json.dumps(payload), encoding="utf-8")
+    html, md = build_report([tmp_path / "runs"], tmp_path / "r.html")
+    text = md.read_text(encoding="utf-8")
+    assert "not run" in text and "unknown kind 'something-else'" in text and "not a JSON object" in text
+    _no_external_refs(html.read_text(encoding="utf-8"))

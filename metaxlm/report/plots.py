@@ -284,7 +284,7 @@ def cka_by_layer(col: Collection) -> Figure | None:
         if i % cols == 0:
             ax.set_ylabel("CKA en↔xx")
         ax.set_ylim(0, 1.02)
-        if i == 0:
+        if i == 0 and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     for j in range(n, rows * cols):
         axes[j // cols][j % cols].axis("off")
