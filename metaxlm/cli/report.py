@@ -11,8 +11,9 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
-        run_dirs: List[Path] = typer.Argument(..., help="Run or comparison directories to read (every "
-                                                        "results/*.json below them)."),
+        run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
+                                              help="Run or comparison directories to read (every results/*.json "
+                                                   "below them)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="HTML file to write (default: report.html in the one directory "
                                                 "given, else in the current directory). The Markdown twin "
