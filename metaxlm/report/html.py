@@ -38,6 +38,7 @@ td.v-worse{background:#fbe1e1;font-weight:600;color:#a40e26}
 td.v-below-control{background:#fff1d6;font-weight:600;color:#8a5300}
 td.v-no-significant-difference{color:#57606a}
 td.v-not-run,td.v-not-enough-seeds{color:#8c959f;font-style:italic}
+td.num.v-better,td.num.v-worse{font-weight:400}
 .note{font-size:12px;color:#57606a;margin:2px 0 8px}
 figure{background:#fff;border:1px solid #d8dde3;border-radius:6px;margin:10px 0;padding:8px;display:block}
 figure img{max-width:100%;height:auto;display:block;margin:0 auto}
@@ -119,6 +120,10 @@ def render(s: Summary, figures: list[Figure]) -> str:
     b.append(table(T.headline(s)))
     for u in s.units:
         b.append(f'<p class="note">{_inline(u)}</p>')
+    con = T.contrasts(s)
+    if con is not None:
+        b.append("<h2>Regime contrasts</h2>")
+        b.append(table(con))
     b.append("<h2>Against the controls</h2>")
     for claim, title in V.CLAIMS.items():
         lines = s.claim_statements.get(claim) or []

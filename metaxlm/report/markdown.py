@@ -38,6 +38,9 @@ def sections(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> li
     if s.units:
         body += "\n\n" + " ".join(s.units)
     out.append(("Headline: did meta-pretraining help?", body))
+    con = T.contrasts(s)
+    if con is not None:
+        out.append(("Regime contrasts", table(con)))
     stmts = []
     for claim, title in CLAIMS.items():
         lines = s.claim_statements.get(claim) or []

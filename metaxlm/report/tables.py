@@ -165,3 +165,29 @@ def steps(s: Summary) -> Table:
     if rows:
         rows.append(["total", "", _fmt_secs(total)])
     return Table(["Step", "Status", "Wall time"], rows, [["small", "small", "num"] for _ in rows])
+
+
+CONTRASTS = (("meta", "single"), ("meta", "en-only"), ("single", "en-only"))
+
+
+def contrasts(s: Summary) -> Table | None:
+    """Pairwise regime differences (b − a with the Welch interval and verdict): what the English phase and
+    the multilingual phase each contribute. None when fewer than two of the regimes have results."""
+    pairs = [(b, a) for b, a in CONTRASTS if b in s.variants and a in s.variants]
+    if len(pairs) < 2:
+        return None
+    header = ["Metric"] + [f"{b} − {a}" for b, a in pairs]
+    rows, classes = [], []
+    for r in s.rows:
+        line, cls = [r.metric.label], [""]
+        for b, a in pairs:
+            sa, sb = r.samples.get(a), r.samples.get(b)
+            d = V.welch_delta(sa.values if sa else [], sb.values if sb else [], r.metric.higher_is_better)
+            line.append(V.NOT_RUN if d.delta is None else f"{V.fmt_delta(d)}: {d.verdict}")
+            cls.append("num wrap " + _verdict_class(d.verdict))
+        rows.append(line)
+        classes.append(cls)
+    return Table(header, rows, classes,
+                 note="meta − en-only: both start on English; meta spends the rest of the budget on multilingual "
+                      "data, en-only on more English — the contribution of the multilingual phase. single − en-only: "
+                      "multilingual vs English data for the whole budget. Same Welch interval as the headline.")
