@@ -8,8 +8,9 @@ model. A model's regime and pretraining seed come from its training run (``model
 
 Models are keyed by a *variant* (``single``, ``meta``, ``en-only``, ``none``, ``majority``,
 ``lexical``, a hub/local model's label, or ``REGIME@PHASE`` for a non-final checkpoint) and a seed.
-Checkpoints named ``tokens-N`` (or listed in ``pretrain.json`` with ``tokens_seen``) are intermediate
-points of a pretraining curve: they are kept apart, under :attr:`Collection.curves`.
+Checkpoints named ``tokens-N`` (``metaxlm train --checkpoint-points``) are intermediate points of a
+pretraining curve: they are kept apart, under :attr:`Collection.curves`. Phase-end checkpoints
+(``meta@english``) are models of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from metaxlm.errors import UserError
 
@@ -206,7 +207,7 @@ def _match_run(run_dir: str | None, runs: list[Run], by_path: dict[Path, Run], p
     return best
 
 
-def _tokens_of(phase: str | None, train: Run | None) -> int | None:
+def _tokens_of(phase: str | None) -> int | None:
     if not phase or phase == "final":
         return None
     m = _TOKENS.match(phase)
@@ -225,7 +226,7 @@ def _attribute(model: dict, runs: list[Run], by_path: dict[Path, Run], problems:
     train = _match_run(model.get("run_dir"), runs, by_path, problems) if model.get("run_dir") else None
     regime = _regime_of(train)
     phase = model.get("phase")
-    tokens = _tokens_of(phase, train)
+    tokens = _tokens_of(phase)
     if regime:
         variant = regime if (not phase or phase == "final" or tokens is not None) else f"{regime}@{phase}"
         return variant, _seed_of(train), tokens, train, regime == "none"

@@ -44,8 +44,6 @@ CLAIMS = {
     "alignment": "Alignment of representations",
 }
 
-PRETRAINED = ("single", "meta", "en-only")  # built-in regimes that pretrain
-
 
 # -- samples -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
