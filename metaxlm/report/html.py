@@ -124,6 +124,10 @@ def render(s: Summary, figures: list[Figure]) -> str:
     if con is not None:
         b.append("<h2>Regime contrasts</h2>")
         b.append(table(con))
+    ps = T.per_seed(s)
+    if ps.rows:
+        b.append(f"<details><summary>Per-seed values behind every interval ({len(ps.rows)} rows)</summary>"
+                 f"{table(ps)}</details>")
     b.append("<h2>Against the controls</h2>")
     for claim, title in V.CLAIMS.items():
         lines = s.claim_statements.get(claim) or []

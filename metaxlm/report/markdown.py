@@ -37,6 +37,10 @@ def sections(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> li
     body = table(T.headline(s))
     if s.units:
         body += "\n\n" + " ".join(s.units)
+    ps = T.per_seed(s)
+    if ps.rows:
+        body += ("\n\n<details><summary>Per-seed values behind every interval</summary>\n\n" + table(ps)
+                 + "\n\n</details>")
     out.append(("Headline: did meta-pretraining help?", body))
     con = T.contrasts(s)
     if con is not None:

@@ -191,3 +191,16 @@ def contrasts(s: Summary) -> Table | None:
                  note="meta − en-only: both start on English; meta spends the rest of the budget on multilingual "
                       "data, en-only on more English — the contribution of the multilingual phase. single − en-only: "
                       "multilingual vs English data for the whole budget. Same Welch interval as the headline.")
+
+
+def per_seed(s: Summary) -> Table:
+    """The per-seed numbers every interval above is computed from (for auditing a verdict)."""
+    rows = []
+    for r in s.rows:
+        for v, smp in r.samples.items():
+            if smp is None:
+                continue
+            seeds = ", ".join("?" if x is None else str(x) for x in smp.seeds) if smp.seeds else ""
+            rows.append([r.metric.label, v, ", ".join(f"{x:.4f}" for x in smp.values), smp.unit, seeds])
+    return Table(["Metric", "Model", "Values", "Over", "Pretraining seed(s)"], rows,
+                 [["small"] * 5 for _ in rows])
