@@ -80,7 +80,7 @@ def tokenizer_train_cmd(
     model_type: str = typer.Option("unigram", "--type", help="unigram | bpe."),
     alpha: float = typer.Option(0.3, "--alpha", help="Language sampling exponent (use pretraining's)."),
     seed: int = typer.Option(0, "--seed"),
-    max_lines: int = typer.Option(200_000, "--max-lines", help="Lines sampled to train on."),
+    max_lines: int = typer.Option(100_000, "--max-lines", help="Lines sampled to train on."),
     languages: Optional[str] = typer.Option(None, "--languages", help="Use only these corpus languages."),
 ) -> None:
     """Train the shared subword vocabulary (Unigram or BPE) on all languages."""

@@ -61,7 +61,7 @@ class TrainConfig:
     tokenizer: Optional[Path] = None  # a tokenizer directory; None = train one into RUN/tokenizer
     vocab_size: int = 16000  # for a tokenizer trained by this run
     tokenizer_type: Literal["unigram", "bpe"] = "unigram"
-    tokenizer_max_lines: int = 200_000  # lines sampled (with alpha) to train the tokenizer
+    tokenizer_max_lines: int = 100_000  # lines sampled (with alpha) to train the tokenizer
     # -- model -----------------------------------------------------------------------------------
     model: str = "demo"  # preset: tiny | demo | small | base
     model_args: dict[str, Any] = field(default_factory=dict)  # overrides, e.g. {hidden_size: 256}

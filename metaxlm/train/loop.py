@@ -40,6 +40,7 @@ from metaxlm.train.batches import BatchMaker, MaskSpec, build_streams
 from metaxlm.train.checkpoints import load_state, rng_state, save_checkpoint, save_state, set_rng_state
 from metaxlm.train.config import TrainConfig, load_train_config, with_updates
 from metaxlm.train.corpus import default_corpus_dir, file_digest, load_corpus, resolve_files
+from metaxlm.train.mlm import masked_lm_loss_sum
 from metaxlm.train.model import build_model, model_config, preset
 from metaxlm.train.regimes import Phase, lr_at, phase_at, resolve_phases
 from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, train_tokenizer
@@ -124,15 +125,6 @@ def make_optimizer(model, config: TrainConfig, device_type: str):
         return torch.optim.AdamW(_param_groups(model, config.weight_decay), foreach=True, **kw)
 
 
-def masked_lm_loss_sum(model, input_ids, masked, labels):
-    """Sum of the cross-entropies at the masked positions only (the LM head sees n_masked rows)."""
-    import torch.nn.functional as F
-
-    hidden = model.roberta(input_ids=input_ids).last_hidden_state
-    logits = model.lm_head(hidden[masked])
-    return F.cross_entropy(logits.float(), labels, reduction="sum")
-
-
 def _autocast(device_type: str, precision: str):
     import torch
 
@@ -193,6 +185,7 @@ class LogAcc:
     steps: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     by_lang: dict[str, int] = field(default_factory=dict)
 
 
@@ -382,7 +375,7 @@ def _run(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) -
     micro = config.batch_size // (env.world * config.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
     label = f"pretrain {config.regime}"
-    t_log = time.time()
+    t_log, cpu_log = time.time(), time.process_time()
     with progress.task(label, total=total_steps) as bar:
         bar.update(completed=step)
         while step < total_steps:
@@ -444,16 +437,17 @@ def _run(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) -
             acc.loss_sum += step_loss
             acc.steps += 1
             acc.tokens += tps
-            now = time.time()
+            now, cpu_now = time.time(), time.process_time()
             acc.seconds += now - t_log
-            t_log = now
+            acc.cpu_seconds += cpu_now - cpu_log
             tok_s = acc.tokens / acc.seconds if acc.seconds > 0 else 0.0
             bar.advance(1, phase=ph.name, loss=step_loss, tok_s=tok_s)
             if step % config.log_every == 0 or step == ph.end:
                 if env.main:
                     run.log({"type": "train", "step": step, "phase": ph.name, "loss": acc.loss_sum / acc.steps,
                              "lr": lr, "tokens_per_s": tok_s, "tokens_seen": step * tps,
-                             "tokens_seen_by_lang": dict(by_lang), "grad_norm": float(gnorm)})
+                             "tokens_seen_by_lang": dict(by_lang), "grad_norm": float(gnorm),
+                             "tokens_per_cpu_s": acc.tokens / acc.cpu_seconds if acc.cpu_seconds > 0 else None})
                 acc = LogAcc(by_lang={})
             save_now = step % config.save_every == 0
             if step == ph.end or (config.val_every and step % config.val_every == 0):
@@ -466,7 +460,7 @@ def _run(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) -
                 save_now = True
             if save_now and step < total_steps:
                 save_full_state()
-            t_log = time.time()  # validation and saving do not count against tokens/s
+            t_log, cpu_log = time.time(), time.process_time()  # validation and saving are not counted
 
     # -- the end: final checkpoint, results ------------------------------------------------------
     checkpoint("final", phases[-1].name if phases else None)

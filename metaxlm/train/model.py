@@ -6,8 +6,8 @@ and the TrainConfig fields):
 =======  ======  ======  =====  =====  =======  =====  =====  ============
 preset   layers  hidden  heads  ffn    seq_len  batch  lr     total_tokens
 =======  ======  ======  =====  =====  =======  =====  =====  ============
-tiny     2       32      2      64     64       8      1e-3   20k  (tests)
-demo     4       128     4      512    128      32     1e-3   5M   (2 CPU cores)
+tiny     2       32      2      64     64       8      1e-3   20k  (tests; dropout 0)
+demo     4       128     4      512    128      32     1e-3   5M   (2 CPU cores; dropout 0)
 small    6       512     8      2048   256      128    5e-4   500M (one GPU)
 base     12      768     12     3072   512      256    3e-4   2B   (GPUs)
 =======  ======  ======  =====  =====  =======  =====  =====  ============
@@ -26,9 +26,13 @@ ARCH_KEYS = {
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"arch": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    # tiny and demo train for a short budget on CPUs: no dropout (as in budget-limited BERT recipes,
+    # e.g. "Cramming"), which also keeps SDPA on its fused kernel; small and base use XLM-R's 0.1.
+    "tiny": {"arch": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
              "seq_len": 64, "batch_size": 8, "lr": 1e-3, "total_tokens": 20_000},
-    "demo": {"arch": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512),
+    "demo": {"arch": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
+                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
              "seq_len": 128, "batch_size": 32, "lr": 1e-3, "total_tokens": 5_000_000},
     "small": {"arch": dict(hidden_size=512, num_hidden_layers=6, num_attention_heads=8, intermediate_size=2048),
               "seq_len": 256, "batch_size": 128, "lr": 5e-4, "total_tokens": 500_000_000},

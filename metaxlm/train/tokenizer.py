@@ -85,7 +85,7 @@ def wrap_fast(tok):
 
 
 def train_tokenizer(corpus: CorpusSpec, out: str | Path, vocab_size: int = 16000, model_type: str = "unigram",
-                    alpha: float = 0.3, seed: int = 0, max_lines: int = 200_000, languages=None,
+                    alpha: float = 0.3, seed: int = 0, max_lines: int = 100_000, languages=None,
                     val_fraction: float = 0.02, val_max_lines: int = 200) -> Path:
     """Train the shared vocabulary on ``corpus`` (training lines only) and save it to ``out``.
 

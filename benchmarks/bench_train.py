@@ -1,0 +1,220 @@
+#!/usr/bin/env python
+"""metaxlm's training loop vs Hugging Face ``Trainer`` on the same model and data, side by side.
+
+Both sides train the same randomly initialised XLM-R-style model (``--preset``, default ``demo``)
+with the same optimizer settings on the same packed 128-token blocks of the same corpus:
+
+(a) ``metaxlm.train.train`` (the real entry point, with validation at the end only): LM head and
+    last layer only at the masked positions, packed blocks without attention mask;
+(b) ``transformers.Trainer`` + ``DataCollatorForLanguageModeling`` (15% masking, 80/10/10).
+
+Prints tokens/s of each (steady state: the first steps are warm-up and not counted) by the wall
+clock and per CPU-second of the process (the second is robust to other work on the machine), the ratio,
+the losses along the way, and the achieved FLOP/s against a measured float32 matmul peak.
+
+    python benchmarks/bench_train.py                    # default benchmark corpus, demo preset
+    python benchmarks/bench_train.py --corpus DIR --steps 60 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("METAXLM_PROGRESS", "0")
+
+
+def synthetic_corpus(root: Path, lines: int = 20000, seed: int = 0) -> Path:
+    """Three made-up languages with Zipfian vocabularies (used when no corpus is available)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for lang, syll in {"en": "ba be bi bo bu ka ke ki ko ku", "de": "da de di do du ga ge gi go gu",
+                       "fr": "la le li lo lu ma me mi mo mu"}.items():
+        s = syll.split()
+        words = ["".join(rng.choice(s, size=rng.integers(1, 5))) for _ in range(30000)]
+        p = 1.0 / np.arange(1, len(words) + 1)
+        p /= p.sum()
+        with open(root / f"{lang}.txt", "w", encoding="utf-8") as f:
+            for _ in range(lines):
+                f.write(" ".join(rng.choice(words, size=rng.integers(8, 40), p=p)) + "\n")
+    return root
+
+
+def matmul_peak(threads: int, n: int = 1024, reps: int = 20) -> float:
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t))
+    return best
+
+
+def flops_per_token(cfg, seq_len: int, head_fraction: float, sparse_last_layer: bool = False) -> float:
+    """Training FLOPs per token (forward + backward = 3 × forward), matmuls only.
+
+    ``head_fraction``: share of positions that go through the LM head; ``sparse_last_layer``: the last
+    layer computes queries, attention, output and feed-forward only for those positions.
+    """
+    h, f, layers, v = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.vocab_size
+    kv = 2 * 2 * h * h
+    rest = 2 * (2 * h * h + 2 * h * f) + 2 * 2 * seq_len * h  # q, o, ffn + attention scores/values
+    last = kv + rest * (head_fraction if sparse_last_layer else 1.0)
+    head = 2 * (h * h + h * v) * head_fraction
+    return 3 * ((layers - 1) * (kv + rest) + last + head)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=None, help="corpus directory (default: the default benchmark's, "
+                    "else a synthetic one)")
+    ap.add_argument("--tokenizer", default=None, help="a tokenizer directory (default: train one, 16k Unigram)")
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--steps", type=int, default=60, help="optimizer steps per side")
+    ap.add_argument("--warmup-steps", type=int, default=5, help="first steps not counted in tokens/s")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--vocab-size", type=int, default=16000)
+    ap.add_argument("--only", choices=["metaxlm", "hf"], default=None)
+    ap.add_argument("--json", default=None, help="also write the numbers to this file")
+    args = ap.parse_args()
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from metaxlm.paths import default_benchmark_dir
+    from metaxlm.train import TrainConfig, train, train_tokenizer
+    from metaxlm.train.loop import resolve_config
+    from metaxlm.train.model import model_config, preset
+    from metaxlm.train.tokenizer import load_tokenizer
+
+    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    corpus = Path(args.corpus) if args.corpus else default_benchmark_dir() / "corpus"
+    if not corpus.is_dir():
+        corpus = synthetic_corpus(work / "corpus")
+    print(f"corpus: {corpus}   threads: {args.threads}   preset: {args.preset}", flush=True)
+    tok_dir = Path(args.tokenizer) if args.tokenizer else None
+    if tok_dir is None:
+        t = time.time()
+        tok_dir = train_tokenizer(corpus, work / "tok", vocab_size=args.vocab_size, max_lines=100_000)
+        print(f"tokenizer: trained in {time.time() - t:.0f}s", flush=True)
+    tok = load_tokenizer(tok_dir)
+    p = preset(args.preset)
+    seq_len, batch = p["seq_len"], p["batch_size"]
+    tokens_per_step = seq_len * batch
+    cfg = resolve_config(TrainConfig(
+        regime="single", corpus=corpus, tokenizer=tok_dir, model=args.preset, total_tokens=args.steps * tokens_per_step,
+        log_every=1, val_every=0, val_blocks=1, save_every=10 ** 9, seed=0, warmup=0.1))
+    mcfg = model_config(args.preset, {}, len(tok), seq_len)
+    peak = matmul_peak(args.threads)
+    out: dict = {"preset": args.preset, "threads": args.threads, "steps": args.steps, "seq_len": seq_len,
+                 "batch_size": batch, "vocab_size": len(tok), "matmul_peak_flops": peak}
+    print(f"model: {mcfg.num_hidden_layers} layers, hidden {mcfg.hidden_size}, vocab {len(tok)}, "
+          f"seq {seq_len}, batch {batch}; matmul peak {peak / 1e9:.1f} GFLOP/s", flush=True)
+
+    # (a) metaxlm ------------------------------------------------------------------------------
+    if args.only in (None, "metaxlm"):
+        t = time.time()
+        run = train(cfg, work / "run")
+        wall = time.time() - t
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        tr = [r for r in lines if r["type"] == "train"]
+        steady = [r["tokens_per_s"] for r in tr[args.warmup_steps:]]
+        tps = len(steady) / sum(1.0 / x for x in steady)  # tokens / seconds over the steady steps
+        cpu = [r["tokens_per_cpu_s"] for r in tr[args.warmup_steps:]]
+        cps = len(cpu) / sum(1.0 / x for x in cpu)
+        f = flops_per_token(mcfg, seq_len, cfg.mask_prob, sparse_last_layer=True)
+        out["metaxlm"] = {"tokens_per_s": tps, "tokens_per_cpu_s": cps, "losses": [r["loss"] for r in tr],
+                          "wall_s": wall, "flops_per_token": f, "achieved_flops": tps * f}
+        print(f"(a) metaxlm: {tps:,.0f} tokens/s, {cps:,.0f} tokens per CPU-second  (whole run incl. setup "
+              f"{wall:.0f}s)  {tps * f / 1e9:.1f} GFLOP/s = {tps * f / peak:.0%} of peak", flush=True)
+
+    # (b) HF Trainer + DataCollatorForLanguageModeling ----------------------------------------
+    if args.only in (None, "hf"):
+        from transformers import (DataCollatorForLanguageModeling, Trainer, TrainerCallback, TrainingArguments,
+                                  XLMRobertaForMaskedLM)
+        from transformers.utils import logging as hf_logging
+
+        from metaxlm.train.batches import BatchMaker, MaskSpec, build_streams
+        from metaxlm.train.corpus import load_corpus, resolve_files
+
+        hf_logging.set_verbosity_error()
+        texts = load_corpus(resolve_files(corpus))
+        maker = BatchMaker(build_streams(tok, texts), seq_len, batch, cfg.alpha, 0,
+                           MaskSpec(0.15, 0.8, 0.1, tok.mask_token_id, len(tok), (0, 1, 2, 3, 4)), tok.bos_token_id)
+        blocks = []
+        langs = tuple(sorted(texts))
+        for s in range(args.steps):
+            x, m, y, _ = maker.global_batch(s, langs)
+            x = x.copy()
+            x[m] = y  # the unmasked blocks: the collator masks
+            blocks.extend({"input_ids": row.tolist()} for row in x)
+
+        class Times(TrainerCallback):
+            def __init__(self):
+                self.t, self.c = [], []
+
+            def on_step_end(self, a, state, control, **kw):
+                self.t.append(time.perf_counter())
+                self.c.append(time.process_time())
+
+        torch.manual_seed(0)
+        model = XLMRobertaForMaskedLM(mcfg)
+        targs = TrainingArguments(
+            output_dir=str(work / "hf"), per_device_train_batch_size=batch, max_steps=args.steps,
+            learning_rate=cfg.lr, warmup_steps=max(1, int(0.1 * args.steps)), weight_decay=cfg.weight_decay,
+            adam_beta1=cfg.adam_betas[0], adam_beta2=cfg.adam_betas[1], adam_epsilon=cfg.adam_eps,
+            max_grad_norm=cfg.clip, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
+            dataloader_num_workers=0, disable_tqdm=True, seed=0)
+        times = Times()
+        trainer = Trainer(model=model, args=targs, train_dataset=blocks, callbacks=[times],
+                          data_collator=DataCollatorForLanguageModeling(tok, mlm_probability=0.15))
+        t = time.time()
+        trainer.train()
+        wall = time.time() - t
+        ts = times.t
+        w = min(args.warmup_steps, len(ts) - 2)
+        tps = (len(ts) - 1 - w) * tokens_per_step / (ts[-1] - ts[w])
+        cps = (len(ts) - 1 - w) * tokens_per_step / (times.c[-1] - times.c[w])
+        f = flops_per_token(mcfg, seq_len, 1.0)
+        losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
+        out["hf"] = {"tokens_per_s": tps, "tokens_per_cpu_s": cps, "losses": losses, "wall_s": wall,
+                     "flops_per_token": f, "achieved_flops": tps * f}
+        print(f"(b) HF Trainer: {tps:,.0f} tokens/s, {cps:,.0f} tokens per CPU-second  (train() {wall:.0f}s)  "
+              f"{tps * f / 1e9:.1f} GFLOP/s executed = {tps * f / peak:.0%} of peak (full-vocabulary head on "
+              "every position)", flush=True)
+
+    if "metaxlm" in out and "hf" in out:
+        a, b = out["metaxlm"], out["hf"]
+        out["ratio"] = a["tokens_per_s"] / b["tokens_per_s"]
+        out["ratio_cpu"] = a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"]
+        k = max(1, args.steps // 6)
+        print(f"ratio metaxlm / HF Trainer: {out['ratio']:.2f}x tokens/s (wall clock), "
+              f"{out['ratio_cpu']:.2f}x tokens per CPU-second (robust to other load on the machine)")
+        print("loss every %d steps (metaxlm | HF):" % k)
+        for i in range(0, min(len(a["losses"]), len(b["losses"])), k):
+            print(f"  step {i + 1:4d}: {a['losses'][i]:.3f} | {b['losses'][i]:.3f}")
+        n = min(len(a["losses"]), len(b["losses"]), 10)
+        print(f"  mean of the last {n} steps: {statistics.mean(a['losses'][-n:]):.3f} | "
+              f"{statistics.mean(b['losses'][-n:]):.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
