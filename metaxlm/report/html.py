@@ -113,6 +113,8 @@ def render(s: Summary, figures: list[Figure]) -> str:
     roots = ", ".join(f"<code>{_e(r)}</code>" for r in s.roots)
     b.append(f'<p class="sub">Generated {_e(s.generated_at)} from {roots}. '
              "Every number is read from recorded result files; nothing is recomputed.</p>")
+    for c in s.comparisons:
+        b.append(f'<p class="sub">{_inline(T.comparison_line(c))}</p>')
     b.append(_cards(s))
     b.append("<h2>What this shows</h2><ul class=\"what\">" +
              "".join(f"<li>{_inline(x)}</li>" for x in s.what_this_shows) + "</ul>")

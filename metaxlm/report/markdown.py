@@ -84,6 +84,8 @@ def render(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> str:
     head = [f"# {s.title}", "",
             f"Generated {s.generated_at} from {', '.join(f'`{r}`' for r in s.roots)}. "
             "Every number is read from recorded result files; nothing is recomputed.", ""]
+    for c in s.comparisons:
+        head += [T.comparison_line(c), ""]
     for h, body in sections(s, figures, fig_paths):
         head += [f"## {h}", "", body, ""]
     return "\n".join(head)

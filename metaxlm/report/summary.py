@@ -43,6 +43,7 @@ class Summary:
     problems: list[str]
     notes: list[str]  # ``notes`` recorded inside result files (e.g. undefined CKA at a layer)
     steps: list[dict]  # steps.json of the comparison(s): step, status, seconds
+    comparisons: list[dict]  # each comparison directory: path, preset, status, wall_seconds, benchmark, seeds
     units: list[str]  # notes on which seeds the intervals are over
     has_curves: bool
 
@@ -305,6 +306,25 @@ def _collapse_sentences(per_language: dict[str, dict]) -> list[str]:
     return out
 
 
+def _comparisons(col: Collection) -> list[dict]:
+    import yaml
+
+    out = []
+    for r in col.runs:
+        if r.kind != "compare":
+            continue
+        try:
+            cfg = yaml.safe_load(r.config_text or "") or {}
+        except yaml.YAMLError:
+            cfg = {}
+        cfg = cfg if isinstance(cfg, dict) else {}
+        out.append({"path": str(r.path), "preset": cfg.get("preset") or r.meta.get("preset"),
+                    "status": r.meta.get("status"), "wall_seconds": r.meta.get("wall_seconds"),
+                    "benchmark": r.meta.get("benchmark") or cfg.get("data"),
+                    "seeds": cfg.get("seeds") or r.meta.get("seed"), "regimes": cfg.get("regimes")})
+    return out
+
+
 def build_summary(col: Collection, title: str = "metaxlm comparison report") -> Summary:
     variants = col.variants()
     # variants with a pretraining curve only (tokens-N results, no end point) still show in tables
@@ -340,6 +360,12 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
         unit_notes.append("Where a regime has one pretraining seed, intervals are over its fine-tuning seeds "
                           "only: they show fine-tuning noise, not pretraining noise.")
     per_lang = _per_language(col, list(variants))
+    comparisons = _comparisons(col)
+    shows = _what_this_shows(rows) + _collapse_sentences(per_lang)
+    presets = sorted({str(c["preset"]) for c in comparisons if c.get("preset")})
+    if presets:
+        shows = [x.replace("this run shows the pipeline", f"this run (preset {', '.join(presets)}) shows the pipeline")
+                 for x in shows]
     return Summary(
         title=title,
         generated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -348,12 +374,13 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
         pretrained=pretrained,
         rows=rows,
         claim_statements=_claim_statements(rows, pretrained),
-        what_this_shows=_what_this_shows(rows) + _collapse_sentences(per_lang),
+        what_this_shows=shows,
         per_language=per_lang,
         provenance=_provenance(col),
         data_hashes=_data_hashes(col),
         problems=list(col.problems),
         notes=_notes(col),
+        comparisons=comparisons,
         steps=[{"comparison": cmp, "step": k, "status": str(v.get("status", "")) if isinstance(v, dict) else "",
                 "seconds": v.get("seconds") if isinstance(v, dict) else None,
                 "skipped": bool(v.get("skipped")) if isinstance(v, dict) else False}

@@ -204,3 +204,22 @@ def per_seed(s: Summary) -> Table:
             rows.append([r.metric.label, v, ", ".join(f"{x:.4f}" for x in smp.values), smp.unit, seeds])
     return Table(["Metric", "Model", "Values", "Over", "Pretraining seed(s)"], rows,
                  [["small"] * 5 for _ in rows])
+
+
+def comparison_line(c: dict) -> str:
+    """One sentence describing a comparison directory (preset, seeds, status, wall time)."""
+    parts = [f"Comparison `{c['path']}`"]
+    if c.get("preset"):
+        parts.append(f"preset `{c['preset']}`")
+    if c.get("regimes"):
+        parts.append("regimes " + ", ".join(map(str, c["regimes"])))
+    if c.get("seeds") is not None:
+        seeds = c["seeds"] if isinstance(c["seeds"], list) else [c["seeds"]]
+        parts.append("pretraining seeds " + ", ".join(map(str, seeds)))
+    if c.get("benchmark"):
+        parts.append(f"benchmark `{c['benchmark']}`")
+    if c.get("status"):
+        parts.append(f"status {c['status']}")
+    if isinstance(c.get("wall_seconds"), (int, float)):
+        parts.append(f"wall time {_fmt_secs(c['wall_seconds'])}")
+    return "; ".join(parts) + "."
