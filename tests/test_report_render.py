@@ -35,7 +35,8 @@ def test_report_full_through_cli(cli, tmp_path):
            "0.790 ± 0.025 (n=3) | +0.080 [+0.057, +0.103] | better |" in md
     assert "| topic accuracy, mean over target languages | +0.007 [-0.103, +0.116]: no significant difference | " \
            "+0.157 [+0.073, +0.240]: better |" in md  # regime contrasts: the multilingual phase helps transfer
-    assert "| topic accuracy, English (en_score) | single | 0.7000, 0.7100, 0.7200 | pretraining seeds | 1, 2, 3 |" in md
+    assert "| topic accuracy, English (en_score) | single | 0.7000, 0.7100, 0.7200 | pretraining seeds | " \
+           "1, 2, 3 |" in md
     assert "preset `fixture`" in md and "Comparison `" in md
     pngs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(pngs) == 7

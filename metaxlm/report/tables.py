@@ -189,7 +189,8 @@ def contrasts(s: Summary) -> Table | None:
         classes.append(cls)
     return Table(header, rows, classes,
                  note="meta − en-only: both start on English; meta spends the rest of the budget on multilingual "
-                      "data, en-only on more English — the contribution of the multilingual phase. single − en-only: "
+                      "data, en-only on more English — the contribution of the multilingual phase. "
+                      "single − en-only: "
                       "multilingual vs English data for the whole budget. Same Welch interval as the headline.")
 
 
