@@ -145,6 +145,7 @@ def test_topic_end_to_end(cli, tiny_model_dir, tmp_path):
     assert r["schema_version"] == 1 and r["kind"] == "transfer"
     assert r["task"]["name"] == "topic" and r["task"]["metric"] == "accuracy" and len(r["task"]["data_hash"]) == 64
     assert r["model"]["source"] == "local"
+    assert r["config"]["lr"] == 5e-4 and r["config"]["max_length"] == 64  # width and task defaults
     assert set(r["config"]) >= {"lr", "epochs", "batch_size", "max_length", "warmup_ratio", "train_size", "seeds"}
     assert r["languages"][0] == "en" and {"de", "fr"} <= set(r["languages"])
     assert len(r["per_seed"]) == 1 and r["per_seed"][0]["best_epoch"] == 1

@@ -29,7 +29,8 @@ def _make_command(task: str):
         seeds: int = typer.Option(3, "--seeds", help="fine-tuning runs (seed, seed+1, …)"),
         seed: int = typer.Option(0, "--seed", help="first seed"),
         train_size: Optional[int] = typer.Option(None, "--train-size", help="fine-tune on K English examples"),
-        lr: float = typer.Option(_D.lr, "--lr"),
+        lr: Optional[float] = typer.Option(None, "--lr", help="default by encoder width: 5e-4 up to hidden "
+                                           "256, 1e-4 up to 512, else 3e-5"),
         epochs: Optional[int] = typer.Option(None, "--epochs", help=f"default {spec.epochs or _D.epochs}"),
         batch_size: int = typer.Option(_D.batch_size, "--batch-size"),
         max_length: Optional[int] = typer.Option(None, "--max-length", help="subwords per input (default "

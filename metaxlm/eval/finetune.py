@@ -28,9 +28,21 @@ from metaxlm.models import ModelRef, check_tokenizer_matches, load_model, load_t
 POOL_BATCHES = 50  # training: sort by length inside pools of this many batches
 
 
+def default_lr(config) -> float:
+    """Learning rate by encoder width: small encoders need a larger step. Measured on the topic task
+    (3,000 examples, 2 epochs): a 4-layer hidden-256 encoder collapses to the majority class at 1e-4
+    and learns at 5e-4; 2e-5–5e-5 is the usual range for base-size (768) encoders."""
+    hidden = int(getattr(config, "hidden_size", 0) or 0)
+    if hidden and hidden <= 256:
+        return 5e-4
+    if hidden and hidden <= 512:
+        return 1e-4
+    return 3e-5
+
+
 @dataclass(frozen=True)
 class FinetuneParams:
-    lr: float = 1e-4
+    lr: float | None = None  # None: default_lr(model config)
     epochs: int = 3
     batch_size: int = 32
     max_length: int = 128
@@ -260,6 +272,7 @@ class FineTuner:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = getattr(self.config, "pad_token_id", None) or 0
+        self.lr = params.lr or default_lr(self.config)
         limit = position_limit(self.config)
         self.max_length = min(params.max_length, limit) if limit else params.max_length
         self.device = device
@@ -302,7 +315,7 @@ class FineTuner:
             {"params": [w for n, w in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": p.weight_decay},
             {"params": [w for n, w in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
         ]
-        opt = torch.optim.AdamW(groups, lr=p.lr)
+        opt = torch.optim.AdamW(groups, lr=self.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
         best, best_state, self.dev_history = -math.inf, None, []

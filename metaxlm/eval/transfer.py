@@ -45,7 +45,7 @@ class TransferConfig:
     seeds: int = 3
     seed: int = 0  # first seed; seeds are seed, seed+1, ...
     train_size: Optional[int] = None  # fine-tune on this many English examples (a seeded sample)
-    lr: float = _DEF.lr
+    lr: Optional[float] = None  # None: by encoder width (finetune.default_lr: 5e-4 up to hidden 256, …)
     epochs: Optional[int] = None  # None: the task's default (topic 2), else FinetuneParams.epochs (3)
     batch_size: int = _DEF.batch_size
     max_length: Optional[int] = None  # None: the task's default (topic 64), else FinetuneParams.max_length (128)
@@ -59,7 +59,7 @@ class TransferConfig:
         checks = [
             (self.seeds >= 1, "seeds must be at least 1"),
             (self.train_size is None or self.train_size >= 1, "train_size must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
+            (self.lr is None or self.lr > 0, "lr must be positive"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be at least 1"),
             (self.max_length is None or self.max_length >= 8, "max_length must be at least 8"),
@@ -184,7 +184,7 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
         "task": {"name": spec.name, "metric": metric, "metrics": list(spec.metrics), "labels": labels,
                  "data_dir": data.data_dir, "data_hash": data.data_hash()},
         "model": ref.describe(),
-        "config": {"lr": config.lr, "epochs": config.epochs, "batch_size": config.batch_size,
+        "config": {"lr": getattr(predictor, "lr", config.lr), "epochs": config.epochs, "batch_size": config.batch_size,
                    "max_length": getattr(predictor, "max_length", config.max_length),
                    "warmup_ratio": config.warmup_ratio, "train_size": config.train_size,
                    "seeds": [config.seed + k for k in range(config.seeds)],
