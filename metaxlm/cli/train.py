@@ -45,6 +45,8 @@ def train_cmd(
     checkpoint_points: Optional[str] = typer.Option(
         None, "--checkpoint-points", help="Intermediate checkpoints at these fractions of the budget, e.g. 0.25,0.5,0.75."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads",
+                                          help="torch CPU threads (default: torch's; use the number of idle cores)."),
 ) -> None:
     """Pretrain an MLM encoder under a regime (single, meta, en-only, none, or custom phases)."""
     from metaxlm.train import load_train_config, train
@@ -68,7 +70,7 @@ def train_cmd(
             config, regime=regime, corpus=parse_corpus_option(corpus), tokenizer=tokenizer, model=model,
             total_tokens=total_tokens, meta_split=meta_split, languages=_languages(languages), seq_len=seq_len,
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, alpha=alpha, vocab_size=vocab_size, seed=seed,
-            checkpoint_points=points, device=device)
+            checkpoint_points=points, device=device, threads=threads)
         path = train(cfg, out)
     typer.echo(f"done: {path}  (checkpoints in {path / 'checkpoints'}, results in {path / 'results'})")
 
