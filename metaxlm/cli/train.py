@@ -72,7 +72,10 @@ def train_cmd(
             batch_size=batch_size, grad_accum=grad_accum, lr=lr, alpha=alpha, vocab_size=vocab_size, seed=seed,
             checkpoint_points=points, device=device, threads=threads)
         path = train(cfg, out)
-    typer.echo(f"done: {path}  (checkpoints in {path / 'checkpoints'}, results in {path / 'results'})")
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"done: {path}  (checkpoints in {path / 'checkpoints'}, results in {path / 'results'})")
 
 
 def tokenizer_train_cmd(
