@@ -142,3 +142,24 @@ def test_nan_loss_stops_and_marks_failed(tmp_path, tok, monkeypatch):
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     assert meta["status"] == "failed" and "diverged" in meta["failure"]
     assert (tmp_path / "r" / "state" / "state.pt").is_file()
+
+
+def test_resume_refuses_a_changed_corpus(tmp_path, tok, monkeypatch):
+    from _train_support import make_corpus
+
+    corpus = make_corpus(tmp_path / "c", {"en": 40, "de": 40})
+    real = loop_mod.lr_at
+
+    def boom(phases, step, warmup):
+        if step == 6:
+            raise KeyboardInterrupt
+        return real(phases, step, warmup)
+
+    monkeypatch.setattr(loop_mod, "lr_at", boom)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(regime="single", corpus=corpus, tokenizer=tok), tmp_path / "r")
+    monkeypatch.setattr(loop_mod, "lr_at", real)
+    with open(corpus / "de.txt", "a", encoding="utf-8") as f:
+        f.write("ein neuer Satz\n")
+    with pytest.raises(UserError, match="changed since the run started"):
+        train(None, tmp_path / "r", resume=True)

@@ -238,6 +238,11 @@ def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
         run = rundir.create(out, config, kind="train", seed=config.seed, resume=resume,
                             extra_meta={"regime": config.regime, "world_size": env.world, "data": data})
         if resume:
+            before = run.meta.get("data", {}).get("files", {})
+            for lang, now in data["files"].items():
+                if lang in before and before[lang].get("sha256") != now["sha256"]:
+                    raise UserError(f"--resume: corpus file {now['path']} changed since the run started; an exact "
+                                    "resume needs the same data (restore the file or start a new run)")
             run.update_meta(world_size=env.world)
     env.barrier()
     try:
@@ -279,10 +284,20 @@ def _prepare_tokenizer(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv):
 def _run(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) -> Path:
     import torch
 
+    threads = torch.get_num_threads()
+    if prep.config.threads:
+        torch.set_num_threads(prep.config.threads)
+    try:
+        return _loop(run, prep, env, resume)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) -> Path:
+    import torch
+
     config, phases, tps = prep.config, prep.phases, prep.tokens_per_step
     t_start = time.time()
-    if config.threads:
-        torch.set_num_threads(config.threads)
     tokenizer = _prepare_tokenizer(run, prep, env)
     mcfg = model_config(config.model, config.model_args, len(tokenizer), config.seq_len)
     device, precision = _pick_device(config, env)
