@@ -85,7 +85,8 @@ def main() -> int:
     ap.add_argument("--tokenizer", default=None, help="a tokenizer directory (default: train one, 16k Unigram)")
     ap.add_argument("--preset", default="demo")
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per side")
-    ap.add_argument("--warmup-steps", type=int, default=5, help="first steps not counted in tokens/s")
+    ap.add_argument("--warmup-steps", type=int, default=10, help="first steps not counted in tokens/s")
+    ap.add_argument("--log-every", type=int, default=10, help="metaxlm's metrics interval (its default: 10)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vocab-size", type=int, default=16000)
     ap.add_argument("--only", choices=["metaxlm", "hf"], default=None)
@@ -118,7 +119,7 @@ def main() -> int:
     tokens_per_step = seq_len * batch
     cfg = resolve_config(TrainConfig(
         regime="single", corpus=corpus, tokenizer=tok_dir, model=args.preset, total_tokens=args.steps * tokens_per_step,
-        log_every=1, val_every=0, val_blocks=1, save_every=10 ** 9, seed=0, warmup=0.1))
+        log_every=args.log_every, val_every=0, val_blocks=1, save_every=10 ** 9, seed=0, warmup=0.1))
     mcfg = model_config(args.preset, {}, len(tok), seq_len)
     peak = matmul_peak(args.threads)
     out: dict = {"preset": args.preset, "threads": args.threads, "steps": args.steps, "seq_len": seq_len,
@@ -133,9 +134,10 @@ def main() -> int:
         wall = time.time() - t
         lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         tr = [r for r in lines if r["type"] == "train"]
-        steady = [r["tokens_per_s"] for r in tr[args.warmup_steps:]]
+        skip = -(-args.warmup_steps // args.log_every)  # log lines that cover warm-up steps
+        steady = [r["tokens_per_s"] for r in tr[skip:]]
         tps = len(steady) / sum(1.0 / x for x in steady)  # tokens / seconds over the steady steps
-        cpu = [r["tokens_per_cpu_s"] for r in tr[args.warmup_steps:]]
+        cpu = [r["tokens_per_cpu_s"] for r in tr[skip:]]
         cps = len(cpu) / sum(1.0 / x for x in cpu)
         f = flops_per_token(mcfg, seq_len, cfg.mask_prob, sparse_last_layer=True)
         out["metaxlm"] = {"tokens_per_s": tps, "tokens_per_cpu_s": cps, "losses": [r["loss"] for r in tr],
@@ -202,15 +204,14 @@ def main() -> int:
         a, b = out["metaxlm"], out["hf"]
         out["ratio"] = a["tokens_per_s"] / b["tokens_per_s"]
         out["ratio_cpu"] = a["tokens_per_cpu_s"] / b["tokens_per_cpu_s"]
-        k = max(1, args.steps // 6)
         print(f"ratio metaxlm / HF Trainer: {out['ratio']:.2f}x tokens/s (wall clock), "
               f"{out['ratio_cpu']:.2f}x tokens per CPU-second (robust to other load on the machine)")
-        print("loss every %d steps (metaxlm | HF):" % k)
-        for i in range(0, min(len(a["losses"]), len(b["losses"])), k):
-            print(f"  step {i + 1:4d}: {a['losses'][i]:.3f} | {b['losses'][i]:.3f}")
-        n = min(len(a["losses"]), len(b["losses"]), 10)
-        print(f"  mean of the last {n} steps: {statistics.mean(a['losses'][-n:]):.3f} | "
-              f"{statistics.mean(b['losses'][-n:]):.3f}")
+        # metaxlm logs the mean loss of every log_every steps; average HF's per-step losses the same way
+        e = args.log_every
+        hf_means = [statistics.mean(b["losses"][i:i + e]) for i in range(0, len(b["losses"]), e)]
+        print(f"mean loss per {e} steps (metaxlm | HF):")
+        for i, (x, y) in enumerate(zip(a["losses"], hf_means)):
+            print(f"  steps {i * e + 1:4d}-{min((i + 1) * e, args.steps):4d}: {x:.3f} | {y:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
