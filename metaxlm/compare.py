@@ -92,10 +92,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data_options": {},
         "tokenizer": {"vocab_size": 8000, "max_lines": 100_000},
         "train": {"model": "demo", "total_tokens": 1_500_000, "val_every": 100, "save_every": 100},
-        "topic": {"seeds": 3, "train_size": 3000, "epochs": 3, "max_length": 96},
-        "tatoeba": {"max_length": 96},
-        "bucc": {"max_length": 96},
-        "align": {"max_length": 96},
+        "topic": {"seeds": 3, "train_size": 3000},
+        "tatoeba": {"max_length": 64},
+        "bucc": {"max_length": 64},
+        "align": {"max_length": 64},
     },
     # One modern GPU, under an hour.
     "gpu": {
