@@ -229,3 +229,14 @@ def test_default_benchmark_is_used_without_data(cli, model, tmp_path, monkeypatc
     assert _result(tmp_path / "b", "bucc")["data"]["source"] == "benchmark/mining"
     monkeypatch.setenv("METAXLM_BENCHMARK", str(tmp_path / "missing"))
     _bad(cli("eval", "tatoeba", "-m", model), "metaxlm data build")
+
+
+
+def test_tatoeba_max_pairs_caps_every_split(cli, model, tmp_path):
+    """--max-pairs keeps at most N evenly spaced pairs per language and split, and is recorded."""
+    out = tmp_path / "run"
+    r = cli("eval", "tatoeba", "--model", model, "--data", BENCH, "--max-pairs", "7", "--out", out)
+    assert r.exit_code == 0, r.output
+    res = _result(out, "tatoeba")
+    assert all(v["n"] == 7 for v in res["scores"].values())
+    assert (out / "config.yaml").read_text().count("max_pairs: 7") == 1

@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
         layer: Optional[int] = typer.Option(None, "--layer", help="Fix the headline layer (0 = embeddings) "
                                             "instead of choosing it on dev."),
         margin_k: int = typer.Option(4, "--margin-k", help="Neighbours for the ratio margin."),
+        max_pairs: Optional[int] = typer.Option(None, "--max-pairs",
+                                                help="At most N pairs per language and split (evenly spaced)."),
         batch_size: int = typer.Option(64, "--batch-size"),
         max_length: int = typer.Option(128, "--max-length", help="Tokens per sentence (longer is truncated)."),
         exclude_special: bool = typer.Option(False, "--exclude-special", help="Mean pooling leaves out <s>, </s>."),
@@ -73,7 +75,7 @@ def register(app: typer.Typer) -> None:
         config = _build(TatoebaConfig, {
             "model": model, "data": data, "src": src, "tgt": tgt, "dev_src": dev_src, "dev_tgt": dev_tgt,
             "languages": _split_list(lang), "poolings": _split_list(pooling) or None, "layer": layer,
-            "margin_k": margin_k, "batch_size": batch_size, "max_length": max_length,
+            "margin_k": margin_k, "max_pairs": max_pairs, "batch_size": batch_size, "max_length": max_length,
             "exclude_special": exclude_special, "device": device,
         }, "eval tatoeba")
         path = run_tatoeba(config, out)

@@ -11,6 +11,8 @@ Result: ``RUN/results/tatoeba.json`` (docs/results.md, ``kind: "tatoeba"``) and
 
 from __future__ import annotations
 
+import dataclasses
+
 import datetime as _dt
 import time
 from dataclasses import dataclass
@@ -41,6 +43,7 @@ class TatoebaConfig:
     poolings: tuple[str, ...] = ("mean", "cls")
     layer: Optional[int] = None  # fix the headline layer instead of choosing it on dev
     margin_k: int = 4
+    max_pairs: Optional[int] = None  # at most this many pairs per language and split (evenly spaced)
     batch_size: int = 64
     max_length: int = 128
     exclude_special: bool = False
@@ -50,6 +53,8 @@ class TatoebaConfig:
         check_common(self.poolings, self.layer, self.batch_size, self.max_length)
         if self.margin_k < 1:
             raise UserError(f"margin_k must be at least 1, got {self.margin_k}")
+        if self.max_pairs is not None and self.max_pairs < 2:
+            raise UserError(f"max_pairs must be at least 2, got {self.max_pairs}")
         if (self.src is None) != (self.tgt is None):
             raise UserError("give both --src (xx sentences) and --tgt (English sentences), or neither")
         if (self.dev_src is None) != (self.dev_tgt is None):
@@ -113,9 +118,20 @@ def _load(config: TatoebaConfig) -> tuple[dict[str, dict[str, ParallelSet]], dic
             sets[langs[0]]["dev"] = load_pair(config.dev_src, config.dev_tgt, lang=langs[0], split="dev")
         else:
             extra[DEV_PAIR] = load_pair(config.dev_src, config.dev_tgt, lang=DEV_PAIR, split="dev")
+    if config.max_pairs is not None:
+        sets = {lang: {split: _cap(ps, config.max_pairs) for split, ps in by.items()} for lang, by in sets.items()}
+        extra = {k: _cap(ps, config.max_pairs) for k, ps in extra.items()}
     files = [f for by in sets.values() for s in by.values() for f in s.files]
     files += [f for s in extra.values() for f in s.files]
     return sets, extra, {"source": source, "data_dir": data_dir, "data_hash": files_hash(files)}
+
+
+def _cap(ps: ParallelSet, n: int) -> ParallelSet:
+    """At most ``n`` pairs, evenly spaced through the file (files are ordered by document)."""
+    if len(ps.xx) <= n:
+        return ps
+    idx = np.unique(np.linspace(0, len(ps.xx) - 1, n).round().astype(int))
+    return dataclasses.replace(ps, xx=[ps.xx[i] for i in idx], en=[ps.en[i] for i in idx])
 
 
 def _encode(ref, sentences: list[str], config, desc: str) -> dict[str, np.ndarray]:
