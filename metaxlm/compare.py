@@ -419,7 +419,8 @@ def compare(config: CompareConfig, out: str | Path, *, force: tuple[str, ...] = 
             "kind": "compare", "status": "running", "seed": list(config.seeds), "created_at": rundir.now(),
             "git_sha": rundir.git_sha(), "versions": rundir.library_versions(), "hardware": rundir.hardware()})
     meta = rundir.RunDir(cmp)
-    meta.update_meta(status="running", started_at=rundir.now())
+    meta.update_meta(status="running", started_at=rundir.now(),
+                     wall_seconds_before=meta.meta.get("wall_seconds") or 0.0)
     t_start = time.time()
     try:
         with progress.task("compare: data", total=None) as overall:
@@ -441,15 +442,22 @@ def compare(config: CompareConfig, out: str | Path, *, force: tuple[str, ...] = 
             analyses = plan_analyses(training)
             forced = _forced(training.steps + analyses, force) | forced
             run_steps(analyses, forced, done + len(analyses) + 1)
+            # every measurement is recorded: the comparison is done; the report only reads it
+            meta.update_meta(status="done", finished_at=rundir.now(), benchmark=str(bench),
+                             wall_seconds=_wall(meta, t_start))
             overall.update(description="compare: report")
             report = _report_step(cmp)
             overall.update(completed=done + 1)
     except BaseException as e:
-        meta.update_meta(status="failed", failed_at=rundir.now(), failure=f"{type(e).__name__}: {e}"[:500])
+        meta.update_meta(status="failed", failed_at=rundir.now(), failure=f"{type(e).__name__}: {e}"[:500],
+                         wall_seconds=_wall(meta, t_start))
         raise
-    meta.update_meta(status="done", finished_at=rundir.now(), wall_seconds=round(time.time() - t_start, 1),
-                     benchmark=str(bench))
     return report
+
+
+def _wall(meta: rundir.RunDir, t_start: float) -> float:
+    """Wall seconds over every session of this comparison (resumed runs add up)."""
+    return round((meta.meta.get("wall_seconds_before") or 0.0) + time.time() - t_start, 1)
 
 
 def _data_step(cmp: Path, config: CompareConfig) -> Path:

@@ -111,7 +111,14 @@ def _summary(cmp: Path, report: Path) -> None:
         table.add_row(row["step"], "skipped (done before)" if row.get("skipped") else row.get("status", ""),
                       "" if secs is None else f"{secs:.0f}")
     console.print(table)
-    headline = cmp / "headline.md"
-    if headline.is_file():
-        console.print(headline.read_text(encoding="utf-8"))
+    from metaxlm.report import headline
+
+    inputs = [d for d in (cmp / "train", cmp / "eval", cmp / "probe") if d.is_dir()]
+    head = headline(inputs)
+    claims = Table(title="Did meta-pretraining help? (details and controls in the report)")
+    for col in head.header[:-1]:
+        claims.add_column(col.replace("`", ""))
+    for row in head.rows:
+        claims.add_row(*row[:-1])
+    console.print(claims)
     console.print(f"[bold]report:[/bold] {report}  (Markdown twin: {report.with_suffix('.md')})")

@@ -34,3 +34,12 @@ def build_report(run_dirs: list[Path], out: Path, title: str = "metaxlm comparis
     atomic_write_text(out, html.render(summary, figures))
     atomic_write_text(md_path, markdown.render(summary, figures, fig_paths))
     return out, md_path
+
+
+def headline(run_dirs: list[Path]):
+    """The headline table (claims, single, meta, delta, verdict) read from ``run_dirs``, for terminals."""
+    from metaxlm.report.collect import collect
+    from metaxlm.report.summary import build_summary
+    from metaxlm.report.tables import headline as headline_table
+
+    return headline_table(build_summary(collect(run_dirs)))
