@@ -31,7 +31,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from metaxlm.errors import UserError
-from metaxlm.models import ModelRef, check_tokenizer_matches, load_model, load_tokenizer
+from metaxlm.models import ModelRef, check_tokenizer_matches, load_config, load_model, load_tokenizer
 
 POOLINGS = ("mean", "cls")
 CACHE_VERSION = 2
@@ -74,22 +74,9 @@ def data_hash(sentences: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _config(ref: ModelRef):
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(ref.path, trust_remote_code=False)
-    except (OSError, ValueError) as e:
-        if ref.source == "hub":
-            from metaxlm.models import _hub_error
-
-            raise _hub_error(ref, e) from None
-        raise UserError(f"{ref.path}: could not read the model config ({str(e).splitlines()[0][:200]})") from None
-
-
 def num_layers(ref: ModelRef) -> int:
     """Number of transformer layers; :func:`encode_layers` returns ``num_layers(ref) + 1`` layers."""
-    cfg = _config(ref)
+    cfg = load_config(ref)
     for attr in ("num_hidden_layers", "n_layers", "num_layers"):
         n = getattr(cfg, attr, None)
         if isinstance(n, int):

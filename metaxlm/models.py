@@ -84,6 +84,18 @@ def _hub_error(ref: ModelRef, e: Exception) -> UserError:
     )
 
 
+def load_config(ref: ModelRef):
+    """AutoConfig for ``ref`` (never with remote code)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(ref.path, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        if ref.source == "hub":
+            raise _hub_error(ref, e) from None
+        raise UserError(f"{ref.path}: could not read the model config ({str(e).splitlines()[0][:200]})") from None
+
+
 def load_tokenizer(ref: ModelRef):
     """AutoTokenizer for ``ref`` (never with remote code)."""
     from transformers import AutoTokenizer
