@@ -93,7 +93,6 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     args = ap.parse_args()
 
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)

@@ -20,7 +20,6 @@ Layout of a comparison directory ``CMP``::
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import shutil
 import time

@@ -77,49 +77,49 @@ def resolve_model(spec: str, phase: str | None = None) -> ModelRef:
     return ModelRef(spec=spec, path=spec, source="hub", label=spec.split("/")[-1])
 
 
-def _hub_error(ref: ModelRef, e: Exception) -> UserError:
-    return UserError(
-        f"could not load {ref.spec!r} from the model hub ({type(e).__name__}): no hub is reachable or the id "
-        "is wrong; download the model elsewhere and pass its local directory"
-    )
-
-
-def load_config(ref: ModelRef):
-    """AutoConfig for ``ref`` (never with remote code)."""
-    from transformers import AutoConfig
-
-    try:
-        return AutoConfig.from_pretrained(ref.path, trust_remote_code=False)
-    except (OSError, ValueError) as e:
-        if ref.source == "hub":
-            raise _hub_error(ref, e) from None
-        raise UserError(f"{ref.path}: could not read the model config ({str(e).splitlines()[0][:200]})") from None
-
-
-def load_tokenizer(ref: ModelRef):
-    """AutoTokenizer for ``ref`` (never with remote code)."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(ref.path, trust_remote_code=False)
-    except (OSError, ValueError) as e:
-        if ref.source == "hub":
-            raise _hub_error(ref, e) from None
-        raise UserError(f"{ref.path}: no usable tokenizer ({str(e).splitlines()[0][:200]}); "
-                        "save one with tokenizer.save_pretrained into the model directory") from None
-
-
-def load_model(ref: ModelRef, auto_class=None, **kwargs):
-    """Load ``ref`` with ``auto_class`` (default AutoModel); errors become one-line UserErrors."""
-    from transformers import AutoModel
-
-    auto_class = auto_class or AutoModel
+def _from_pretrained(ref: ModelRef, auto_class, what: str, fix: str = "", **kwargs):
+    """``auto_class.from_pretrained(ref)`` without remote code; failures become one-line UserErrors."""
     try:
         return auto_class.from_pretrained(ref.path, trust_remote_code=False, **kwargs)
     except (OSError, ValueError) as e:
         if ref.source == "hub":
-            raise _hub_error(ref, e) from None
-        raise UserError(f"{ref.path}: could not load the model ({str(e).splitlines()[0][:200]})") from None
+            raise UserError(
+                f"could not load {ref.spec!r} from the model hub ({type(e).__name__}): no hub is reachable or "
+                "the id is wrong; download the model elsewhere and pass its local directory") from None
+        raise UserError(f"{ref.path}: could not load the {what} ({str(e).splitlines()[0][:200]}){fix}") from None
+
+
+def load_config(ref: ModelRef):
+    """AutoConfig for ``ref``."""
+    from transformers import AutoConfig
+
+    return _from_pretrained(ref, AutoConfig, "model config")
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model", "spiece.model",
+                   "tokenizer.model", "vocab.txt", "vocab.json")
+
+
+def load_tokenizer(ref: ModelRef):
+    """AutoTokenizer for ``ref``.
+
+    A local directory must hold tokenizer files: given none, transformers builds an empty tokenizer
+    (special tokens only) instead of failing, and every evaluation would silently run on it.
+    """
+    from transformers import AutoTokenizer
+
+    if ref.source != "hub" and not any((Path(ref.path) / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(f"{ref.path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...); "
+                        "save one with tokenizer.save_pretrained into the model directory")
+    return _from_pretrained(ref, AutoTokenizer, "tokenizer",
+                            "; save one with tokenizer.save_pretrained into the model directory")
+
+
+def load_model(ref: ModelRef, auto_class=None, **kwargs):
+    """Load ``ref`` with ``auto_class`` (default AutoModel)."""
+    from transformers import AutoModel
+
+    return _from_pretrained(ref, auto_class or AutoModel, "model", **kwargs)
 
 
 def check_tokenizer_matches(tokenizer, config, where: str) -> None:

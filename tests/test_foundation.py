@@ -102,3 +102,23 @@ def test_cli_root(cli):
     r = cli("--version")
     assert r.exit_code == 0 and "metaxlm" in r.output
     assert cli("--help").exit_code == 0
+
+
+def test_loaders_turn_failures_into_one_line(tmp_path):
+    """Config, tokenizer and model loading share one error path: local failures name the path,
+    hub failures say no hub is reachable and suggest a local directory."""
+    from metaxlm.models import load_config, load_model, load_tokenizer
+
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text('{"model_type": "xlm-roberta", "vocab_size": 10}')
+    ref = resolve_model(str(d))
+    assert load_config(ref).vocab_size == 10
+    with pytest.raises(UserError, match="no tokenizer files .*save one with tokenizer.save_pretrained"):
+        load_tokenizer(ref)
+    with pytest.raises(UserError, match=r"m: could not load the model \("):
+        load_model(ref)
+    hub = resolve_model("nobody/no-such-model")
+    for load in (load_config, load_tokenizer, load_model):
+        with pytest.raises(UserError, match="no hub is reachable"):
+            load(hub)

@@ -20,10 +20,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from metaxlm.errors import UserError
 from metaxlm.eval.formats import SeqExample, TokExample
 from metaxlm.eval.tasks import TaskSpec
-from metaxlm.models import ModelRef, check_tokenizer_matches, load_model, load_tokenizer
+from metaxlm.models import ModelRef, check_tokenizer_matches, load_config, load_model, load_tokenizer
 
 POOL_BATCHES = 50  # training: sort by length inside pools of this many batches
 
@@ -253,20 +252,11 @@ class FineTuner:
 
     def __init__(self, ref: ModelRef, spec: TaskSpec, labels: Sequence[str], params: FinetuneParams,
                  device: str | None = None):
-        from transformers import AutoConfig
-
         quiet_transformers()
         self.ref, self.spec, self.params = ref, spec, params
         self.labels = list(labels)
         self.label2id = {lab: i for i, lab in enumerate(self.labels)}
-        try:
-            self.config = AutoConfig.from_pretrained(ref.path, trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            if ref.source == "hub":
-                from metaxlm.models import _hub_error
-
-                raise _hub_error(ref, e) from None
-            raise UserError(f"{ref.path}: unusable model config ({str(e).splitlines()[0][:200]})") from None
+        self.config = load_config(ref)
         self.tokenizer = load_tokenizer(ref)
         check_tokenizer_matches(self.tokenizer, self.config, ref.path)
         self.pad_id = self.tokenizer.pad_token_id

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -202,7 +201,6 @@ def train(config: TrainConfig | dict | str | Path | None = None, out: str | Path
     ``resume=True`` continues the unfinished run in ``out`` from its last saved state (its own
     ``config.yaml`` is used). A finished run is never overwritten.
     """
-    import torch
 
     env = _dist.setup("auto" if config is None or not isinstance(config, TrainConfig) else config.device)
     try:
@@ -212,7 +210,6 @@ def train(config: TrainConfig | dict | str | Path | None = None, out: str | Path
 
 
 def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
-    import torch
 
     if resume:
         if out is None:
