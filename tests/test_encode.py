@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,42 +9,7 @@ import pytest
 from metaxlm.errors import UserError
 from metaxlm.models import resolve_model
 
-WORDS = ("the a an of to in is on for with this that package files tool library data system user help "
-         "der die das und ist mit für ein eine le la les et est avec pour un une il el los las y es con "
-         "para una program install file run server network graphics game sound text editor").split()
-
-
-def make_tiny_xlmr(path: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
-    """Save a random-init XLM-R encoder (``layers`` layers, ``hidden`` wide) with a tiny tokenizer."""
-    import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tk = Tokenizer(models.BPE(unk_token="<unk>"))
-    tk.normalizer = normalizers.NFKC()
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=list("abcdefghijklmnopqrstuvwxyzäöüéèàç0123456789.,!?"))
-    corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
-    tk.train_from_iterator(corpus, trainer)
-    tk.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", tk.token_to_id("<s>")), ("</s>", tk.token_to_id("</s>"))])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", cls_token="<s>",
-                                  sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
-                                  model_max_length=512)
-    tok.save_pretrained(path)
-    torch.manual_seed(seed)
-    cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
-                           num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=160,
-                           pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                           eos_token_id=tok.eos_token_id, hidden_dropout_prob=0.0,
-                           attention_probs_dropout_prob=0.0)
-    XLMRobertaModel(cfg).save_pretrained(path)
-    return path
+from _models import make_tiny_xlmr
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_encode import make_tiny_xlmr
+from _models import make_tiny_xlmr
 
 FIX = Path(__file__).parent / "fixtures"
 BENCH = FIX / "bench"

@@ -15,43 +15,19 @@ from metaxlm.eval.formats import SeqExample, TokExample, load_task
 from metaxlm.eval.tasks import TASKS
 from metaxlm.models import resolve_model
 
+from _models import make_tiny_xlmr
+
 FIX = Path(__file__).parent / "fixtures"
 TASKS_DIR = FIX / "tasks"
 BENCH = FIX / "bench"
 FAST = ("--seeds", "1", "--epochs", "1", "--batch-size", "8")
 
 
-def build_tiny_model(out: Path, texts: list[str]) -> Path:
-    """A random-init 2-layer, hidden-32 XLM-R MLM and a ~300-piece Unigram tokenizer, saved with
-    save_pretrained (no network)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForMaskedLM
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>"))
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>",
-                                   sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
-    fast.save_pretrained(out)
-    cfg = XLMRobertaConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
-                           eos_token_id=2)
-    torch.manual_seed(0)
-    XLMRobertaForMaskedLM(cfg).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     texts = [line for p in sorted(FIX.rglob("*")) if p.is_file() and p.suffix in (".tsv", ".txt", ".conllu")
              for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", texts)
+    return make_tiny_xlmr(tmp_path_factory.mktemp("tiny") / "model", texts, mlm=True, max_positions=130)
 
 
 @pytest.fixture
