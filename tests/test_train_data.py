@@ -84,6 +84,29 @@ def test_tokenizer_round_trip(tok_dir):
     assert load_tokenizer(tok_dir).mask_token_id == 4
 
 
+def test_canonical_vocab_ignores_run_to_run_noise():
+    """The trainer's run-to-run differences (order of tied pieces, ~1e-11 score noise, the appended
+    characters' 1e-4 steps in hash order) all vanish; specials keep ids 0..4."""
+    from metaxlm.train.tokenizer import canonical_vocab
+
+    specials = [[t, 0.0] for t in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")]
+    em = [["▁the", -3.2], ["▁a", -3.9], ["er", -5.5], ["es", -5.5], ["x", -14.04]]
+    chars = ["ç", "送", "δ", "ć"]
+    run1 = specials + em + [[c, -15.04 + 1e-4 * (len(chars) - i)] for i, c in enumerate(chars)]
+    run2 = specials + [["▁the", -3.2 + 3e-11], ["▁a", -3.9], ["es", -5.5], ["er", -5.5 - 2e-11], ["x", -14.04]]
+    run2 += [[c, -15.04 + 1e-4 * (len(chars) - i)] for i, c in enumerate(reversed(chars))]
+    a, b = canonical_vocab(run1), canonical_vocab(run2)
+    assert a == b
+    assert a[:5] == specials and [p for p, _ in a[5:9]] == ["▁the", "▁a", "er", "es"]
+    assert {p for p, sc in a if sc == a[-1][1]} == set(chars)
+
+
+def test_tokenizer_is_the_same_every_run(tmp_path):
+    a = train_tokenizer(FIXTURE_CORPUS, tmp_path / "a", vocab_size=300)
+    b = train_tokenizer(FIXTURE_CORPUS, tmp_path / "b", vocab_size=300)
+    assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
+
+
 def test_bpe_tokenizer(tmp_path):
     out = train_tokenizer(FIXTURE_CORPUS, tmp_path / "bpe", vocab_size=200, model_type="bpe")
     tok = load_tokenizer(out)

@@ -66,6 +66,8 @@ def _build(model_type: str, vocab_size: int, lines: list[str]):
             yield lines[i:i + 1000]
 
     tok.train_from_iterator(batches(), trainer=trainer, length=len(lines))
+    if model_type == "unigram":
+        tok = canonical_unigram(tok)
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
     if [ids[t] for t in SPECIAL_TOKENS] != list(range(N_SPECIAL)):
         raise RuntimeError(f"special tokens did not get ids 0..4: {ids}")
@@ -73,6 +75,41 @@ def _build(model_type: str, vocab_size: int, lines: list[str]):
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
         special_tokens=[("<s>", ids["<s>"]), ("</s>", ids["</s>"])])
     return tok
+
+
+SCORE_DECIMALS = 5
+
+
+def canonical_vocab(vocab: list, n_special: int = N_SPECIAL) -> list:
+    """A Unigram vocabulary ``[[piece, score], ...]`` in a form that does not depend on the run.
+
+    The ``tokenizers`` trainer is not deterministic (hash-map iteration order): across runs on the
+    same lines its scores differ by up to ~4e-11, pieces with tied scores change places (so ids
+    change), and the required characters it appends after EM get scores stepped by 1e-4 in hash
+    order. Here scores are rounded to ``SCORE_DECIMALS`` decimals, the appended characters (scores
+    within 0.5 of the minimum; EM scores end about 1.0 above them) all get the minimum score, and
+    pieces after the special tokens are sorted by (score descending, piece)."""
+    head, rest = [list(x) for x in vocab[:n_special]], vocab[n_special:]
+    if not rest:
+        return head
+    low = min(float(sc) for _, sc in rest)
+    items = [(p, low if float(sc) < low + 0.5 else round(float(sc), SCORE_DECIMALS)) for p, sc in rest]
+    items.sort(key=lambda x: (-x[1], x[0]))
+    return head + [[p, sc] for p, sc in items]
+
+
+def canonical_unigram(tok):
+    """``tok`` rebuilt with :func:`canonical_vocab` (same pieces, run-independent ids and scores)."""
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tok.to_str())
+    model = spec["model"]
+    pieces = [p for p, _ in model["vocab"]]
+    unk = pieces[model["unk_id"]] if model.get("unk_id") is not None else None
+    model["vocab"] = canonical_vocab(model["vocab"])
+    if unk is not None:
+        model["unk_id"] = [p for p, _ in model["vocab"]].index(unk)
+    return Tokenizer.from_str(json.dumps(spec))
 
 
 def wrap_fast(tok):
