@@ -155,14 +155,14 @@ def main(argv=None) -> int:
               f"p90 {q[int(n * .9)]}; at the limit: {sum(x >= pad_to for x in lengths) / n:.1%}")
         print(f"  fixed padding to {pad_to}, unsorted: {n / wb:8.1f} items/s  ({wb:6.2f} s wall, {cb:6.2f} s cpu)")
         print(f"  dynamic padding, length-sorted: {n / wa:8.1f} items/s  ({wa:6.2f} s wall, {ca:6.2f} s cpu)")
-        bound = pad_to * n / sum(lengths)
+        padding_ratio = pad_to * n / sum(lengths)
         print(f"  ratio (dynamic / fixed): {wb / wa:.2f}x wall, {cb / ca:.2f}x cpu; 128 / mean length "
-              f"{bound:.2f}x; target >= 3x: {'met' if wb / wa >= 3 else 'not met'}; same predictions: {agree:.1%}")
-        summary.append((name, statistics.mean(lengths), wb / wa, cb / ca, bound, agree))
+              f"{padding_ratio:.2f}x; target >= 3x: {'met' if wb / wa >= 3 else 'not met'}; same predictions: {agree:.1%}")
+        summary.append((name, statistics.mean(lengths), wb / wa, cb / ca, padding_ratio, agree))
     print("\n| items | mean subwords | wall ratio | cpu ratio | 128 / mean length | same predictions |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for name, mean, rw, rc, bound, agree in summary:
-        print(f"| {name} | {mean:.1f} | {rw:.2f}x | {rc:.2f}x | {bound:.2f}x | {agree:.1%} |")
+    for name, mean, rw, rc, padding_ratio, agree in summary:
+        print(f"| {name} | {mean:.1f} | {rw:.2f}x | {rc:.2f}x | {padding_ratio:.2f}x | {agree:.1%} |")
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -31,30 +31,24 @@ from metaxlm.config import to_dict
 from metaxlm.errors import UserError
 from metaxlm.eval import retrieval as R
 from metaxlm.eval.bitext_formats import MiningSet, files_hash, load_bucc
-from metaxlm.eval.tatoeba import check_common, choose_headline, default_out, plot_sweep
+from metaxlm.eval.tatoeba import EncodingOptions, choose_headline, default_out, plot_sweep
 
 
 @dataclass(frozen=True)
-class BuccConfig:
+class BuccConfig(EncodingOptions):
     model: str
     data: Optional[Path] = None  # benchmark directory (mining/) or BUCC 2018 files; default benchmark
     languages: tuple[str, ...] = ()
     dev_split: str = "dev"  # BUCC 2018 names it "sample" or "training"
     test_split: str = "test"
-    poolings: tuple[str, ...] = ("mean", "cls")
-    layer: Optional[int] = None
     margin: Literal["ratio", "distance", "absolute"] = "ratio"
     k: int = 4
     retrieval: Literal["fwd", "bwd", "intersect", "max"] = "max"
     dedup: bool = True
     sweep: bool = True  # with a fixed layer, still record dev F1 at every layer
-    batch_size: int = 64
-    max_length: int = 128
-    exclude_special: bool = False
-    device: Optional[str] = None
 
     def __post_init__(self):
-        check_common(self.poolings, self.layer, self.batch_size, self.max_length)
+        super().__post_init__()
         if self.k < 1:
             raise UserError(f"k must be at least 1, got {self.k}")
         if self.dev_split == self.test_split:

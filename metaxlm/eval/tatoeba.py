@@ -31,8 +31,33 @@ from metaxlm.eval.bitext_formats import (ParallelSet, files_hash, is_tatoeba_dir
 DEV_PAIR = "dev-pair"  # sweep key of a dev pair shared by several languages
 
 
+@dataclass(frozen=True, kw_only=True)
+class EncodingOptions:
+    """How sentences are encoded: the fields every retrieval config shares, checked once."""
+
+    poolings: tuple[str, ...] = ("mean", "cls")
+    layer: Optional[int] = None  # fix the headline layer instead of choosing it on dev
+    batch_size: int = 64
+    max_length: int = 128
+    exclude_special: bool = False
+    device: Optional[str] = None
+
+    def __post_init__(self):
+        from metaxlm.encode import POOLINGS
+
+        if not self.poolings:
+            raise UserError("give at least one pooling")
+        bad = [p for p in self.poolings if p not in POOLINGS]
+        if bad:
+            raise UserError(f"unknown pooling {bad[0]!r}; choose from {', '.join(POOLINGS)}")
+        if self.layer is not None and self.layer < 0:
+            raise UserError(f"--layer must be 0 (embeddings) or more, got {self.layer}")
+        if self.batch_size < 1 or self.max_length < 2:
+            raise UserError("batch_size must be at least 1 and max_length at least 2")
+
+
 @dataclass(frozen=True)
-class TatoebaConfig:
+class TatoebaConfig(EncodingOptions):
     model: str
     data: Optional[Path] = None  # benchmark or LASER Tatoeba directory (default: the default benchmark)
     src: Optional[Path] = None  # line-aligned pair instead of a directory: xx side ...
@@ -40,17 +65,11 @@ class TatoebaConfig:
     dev_src: Optional[Path] = None  # a dev pair to choose the layer on
     dev_tgt: Optional[Path] = None
     languages: tuple[str, ...] = ()  # empty: every language found (with src/tgt: the pair's code)
-    poolings: tuple[str, ...] = ("mean", "cls")
-    layer: Optional[int] = None  # fix the headline layer instead of choosing it on dev
     margin_k: int = 4
     max_pairs: Optional[int] = None  # at most this many pairs per language and split (evenly spaced)
-    batch_size: int = 64
-    max_length: int = 128
-    exclude_special: bool = False
-    device: Optional[str] = None
 
     def __post_init__(self):
-        check_common(self.poolings, self.layer, self.batch_size, self.max_length)
+        super().__post_init__()
         if self.margin_k < 1:
             raise UserError(f"margin_k must be at least 1, got {self.margin_k}")
         if self.max_pairs is not None and self.max_pairs < 2:
@@ -63,20 +82,6 @@ class TatoebaConfig:
             raise UserError("give either a data directory or --src/--tgt files, not both")
         if self.src is not None and len(self.languages) > 1:
             raise UserError("--src/--tgt hold one language: give at most one --lang")
-
-
-def check_common(poolings, layer, batch_size, max_length) -> None:
-    from metaxlm.encode import POOLINGS
-
-    if not poolings:
-        raise UserError("give at least one pooling")
-    bad = [p for p in poolings if p not in POOLINGS]
-    if bad:
-        raise UserError(f"unknown pooling {bad[0]!r}; choose from {', '.join(POOLINGS)}")
-    if layer is not None and layer < 0:
-        raise UserError(f"--layer must be 0 (embeddings) or more, got {layer}")
-    if batch_size < 1 or max_length < 2:
-        raise UserError("batch_size must be at least 1 and max_length at least 2")
 
 
 def default_out(command: str, label: str) -> Path:
