@@ -150,15 +150,17 @@ def main() -> int:
                                   XLMRobertaForMaskedLM)
         from transformers.utils import logging as hf_logging
 
-        from metaxlm.train.batches import BatchMaker, MaskSpec, build_streams
-        from metaxlm.train.corpus import load_corpus, resolve_files
+        from metaxlm.train.batches import BatchMaker, MaskSpec, Streams
+        from metaxlm.train.corpus import resolve_files
+        from metaxlm.train.tokcache import prepare_tokens
 
         hf_logging.set_verbosity_error()
-        texts = load_corpus(resolve_files(corpus))
-        maker = BatchMaker(build_streams(tok, texts), seq_len, batch, cfg.alpha, 0,
+        cached = prepare_tokens(resolve_files(corpus), tok)  # the same token cache metaxlm's side read
+        streams = Streams({k: t.train for k, t in cached.items()}, {k: t.val for k, t in cached.items()})
+        maker = BatchMaker(streams, seq_len, batch, cfg.alpha, 0,
                            MaskSpec(0.15, 0.8, 0.1, tok.mask_token_id, len(tok), (0, 1, 2, 3, 4)), tok.bos_token_id)
         blocks = []
-        langs = tuple(sorted(texts))
+        langs = tuple(sorted(cached))
         for s in range(args.steps):
             x, m, y, _ = maker.global_batch(s, langs)
             x = x.copy()

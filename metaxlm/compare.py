@@ -20,15 +20,17 @@ Layout of a comparison directory ``CMP``::
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from metaxlm import config as cfg
 from metaxlm import progress, rundir
+from metaxlm.devices import check_device, resolve_device
 from metaxlm.errors import UserError
 
 # ---------------------------------------------------------------------------------------------
@@ -44,6 +46,9 @@ class CompareConfig:
 
     preset: str = "demo"
     data: Optional[str] = None  # benchmark directory; None = fetch and build the default benchmark
+    # pretraining corpus (and the shared tokenizer's): a directory, or {lang: file or hf:NAME...};
+    # None = the benchmark's corpus/. Every regime and seed reads it through one token cache.
+    corpus: Optional[Union[str, dict[str, str]]] = None
     languages: Optional[tuple[str, ...]] = None  # benchmark languages (None = the data's defaults)
     regimes: tuple[str, ...] = ("single", "meta", "en-only", "none")
     seeds: tuple[int, ...] = (0,)  # pretraining seeds; every regime is trained once per seed
@@ -60,8 +65,12 @@ class CompareConfig:
     tatoeba: dict[str, Any] = field(default_factory=dict)  # TatoebaConfig keys
     bucc: dict[str, Any] = field(default_factory=dict)  # BuccConfig keys
     align: dict[str, Any] = field(default_factory=dict)  # AlignConfig keys
+    # where every step runs (metaxlm.devices): pretraining, fine-tuning, retrieval, probes; a step's own
+    # key (train.device, topic.device, ...) wins. Not part of a comparison's identity (see _check_same_config).
+    device: str = "auto"
 
     def __post_init__(self):
+        check_device(self.device)
         if not self.regimes and not self.models:
             raise ValueError("nothing to compare: give at least one regime or model")
         if not self.seeds:
@@ -96,10 +105,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "bucc": {"max_length": 64},
         "align": {"max_length": 64, "max_sentences": 1000, "bootstrap": 200},
     },
-    # One modern GPU, under an hour (sized from CPU measurements; not yet timed on a GPU, see README).
+    # One GPU, sized to the data that exists offline: the default benchmark's corpus holds 4.1M tokens
+    # with this 32k vocabulary (es, the smallest, 68k), so 3.5M tokens per regime repeat no language
+    # more than 3.9 times (measured; README). Larger budgets need a larger corpus (--corpus, hf: sources).
     "gpu": {
         "tokenizer": {"vocab_size": 32000, "max_lines": 1_000_000},
-        "train": {"model": "small", "total_tokens": 100_000_000, "val_every": 500, "save_every": 500},
+        "train": {"model": "small", "total_tokens": 3_500_000, "val_every": 100, "save_every": 200},
         "topic": {"seeds": 3},
         "tatoeba": {"max_pairs": 1000},
         "align": {"max_sentences": 2000},
@@ -178,14 +189,14 @@ def plan_training(cmp: Path, config: CompareConfig, bench: Path) -> Plan:
     labels: dict[str, str] = {}
     tok_dir = cmp / "tokenizer"
     steps.append(Step("tokenizer", tok_dir, _bind(_train_tokenizer, config, bench, tok_dir), kind="tokenizer"))
-    overrides = dict(config.train)
+    overrides = _with_device(config, "train")
     if config.curves:
         overrides["checkpoint_points"] = list(config.curve_points)
     for seed in config.seeds:
         for regime in config.regimes:
             label = _label(regime, seed)
             tc = load_train_config({**overrides, "regime": regime, "seed": seed, "languages": _train_languages(config),
-                                    "corpus": str(bench / "corpus"), "tokenizer": str(tok_dir)})
+                                    "corpus": _corpus(config, bench), "tokenizer": str(tok_dir)})
             out = cmp / "train" / label
             steps.append(Step(f"train:{label}", out, _bind(_train, tc, out), resumable=True,
                               depends=("tokenizer",)))
@@ -213,24 +224,26 @@ def plan_analyses(training: Plan) -> list[Step]:
     trained = {s.id.split(":", 1)[1] for s in training.steps if s.id.startswith("train:")}
     steps: list[Step] = []
 
+    topic = _with_device(config, "topic")
+
     def analyses_for(label: str, spec: str, dep: tuple[str, ...]) -> None:
         if "topic" in config.analyses:
-            tcfg = {**config.topic, "task": "topic", "model": spec, "data": str(bench)}
+            tcfg = {**topic, "task": "topic", "model": spec, "data": str(bench)}
             cfg.build(TransferConfig, tcfg, "compare.topic")  # validate now, not mid-run
             out = cmp / "eval" / "topic" / label
             steps.append(Step(f"topic:{label}", out, _bind(_transfer, tcfg, out), depends=dep))
         for task, data_dir in config.tasks.items():
-            tcfg = {**config.topic, "task": task, "model": spec, "data": data_dir}
+            tcfg = {**topic, "task": task, "model": spec, "data": data_dir}
             cfg.build(TransferConfig, tcfg, f"compare.tasks.{task}")
             out = cmp / "eval" / task / label
             steps.append(Step(f"{task}:{label}", out, _bind(_transfer, tcfg, out), depends=dep))
         for name in ("tatoeba", "bucc"):
             if name in config.analyses:
-                c = {**getattr(config, name), "model": spec, "data": str(bench)}
+                c = {**_with_device(config, name), "model": spec, "data": str(bench)}
                 out = cmp / "eval" / name / label
                 steps.append(Step(f"{name}:{label}", out, _bind(_retrieval, name, c, out), depends=dep))
         if "align" in config.analyses:
-            c = {**config.align, "models": [spec], "data": [str(bench)]}
+            c = {**_with_device(config, "align"), "models": [spec], "data": [str(bench)]}
             out = cmp / "probe" / "align" / label
             steps.append(Step(f"align:{label}", out, _bind(_align, c, out), depends=dep))
 
@@ -243,7 +256,7 @@ def plan_analyses(training: Plan) -> list[Step]:
 
     if config.controls and "topic" in config.analyses:
         for control in ("majority", "lexical"):
-            tcfg = {**config.topic, "task": "topic", "model": control, "data": str(bench)}
+            tcfg = {**topic, "task": "topic", "model": control, "data": str(bench)}
             out = cmp / "eval" / "topic" / control
             steps.append(Step(f"topic:{control}", out, _bind(_transfer, tcfg, out)))
 
@@ -251,7 +264,8 @@ def plan_analyses(training: Plan) -> list[Step]:
         for seed in config.seeds:
             pair = [_label(r, seed) for r in ("meta", "single") if r in config.regimes]
             if len(pair) == 2:
-                c = {**config.align, "models": [training.labels[p] for p in pair], "data": [str(bench)]}
+                c = {**_with_device(config, "align"), "models": [training.labels[p] for p in pair],
+                     "data": [str(bench)]}
                 out = cmp / "probe" / "pair" / f"{pair[0]}--{pair[1]}"
                 steps.append(Step(f"align-pair:{pair[0]}--{pair[1]}", out, _bind(_align, c, out),
                                   depends=tuple(f"train:{p}" for p in pair)))
@@ -259,7 +273,13 @@ def plan_analyses(training: Plan) -> list[Step]:
 
 
 def _bind(fn, *args):
-    return lambda: fn(*args)
+    return functools.partial(fn, *args)
+
+
+def _with_device(config: CompareConfig, section: str) -> dict:
+    """A step section's settings (``train``, ``topic``, ``tatoeba``, ``bucc``, ``align``) with the
+    comparison's device, unless the section names its own."""
+    return {"device": config.device, **getattr(config, section)}
 
 
 # The step bodies: each calls one library entry point.
@@ -270,7 +290,11 @@ def _train_tokenizer(config: CompareConfig, bench: Path, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     options = {"alpha": config.train.get("alpha", 0.3), "languages": _train_languages(config), **config.tokenizer}
-    train_tokenizer(bench / "corpus", out, seed=min(config.seeds), **options)
+    train_tokenizer(_corpus(config, bench), out, seed=min(config.seeds), **options)
+
+
+def _corpus(config: CompareConfig, bench: Path):
+    return config.corpus if config.corpus is not None else str(bench / "corpus")
 
 
 def _train_languages(config: CompareConfig) -> list[str] | None:
@@ -320,7 +344,9 @@ def _check_same_config(cmp: Path, config: CompareConfig) -> None:
         return
     old = cfg.load_yaml(path)
     new = cfg.to_dict(config)
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    # the device says where steps run, not what is compared: a comparison may resume on another machine
+    # (each run's meta.json records the device it used)
+    diff = sorted(k for k in set(old) | set(new) if k != "device" and old.get(k) != new.get(k))
     if diff:
         raise UserError(f"{cmp} was made with different settings ({', '.join(diff)}); "
                         "rerun with the same options to resume it, or choose a new --out")
@@ -388,11 +414,24 @@ def validate(config: CompareConfig) -> None:
     from metaxlm.probe.align import AlignConfig
     from metaxlm.train import load_train_config
 
-    load_train_config({**config.train, "regime": "single"})
-    cfg.build(TransferConfig, {**config.topic, "task": "topic", "model": "majority"}, "compare.topic")
-    cfg.build(TatoebaConfig, {**config.tatoeba, "model": "m"}, "compare.tatoeba")
-    cfg.build(BuccConfig, {**config.bucc, "model": "m"}, "compare.bucc")
-    cfg.build(AlignConfig, {**config.align, "models": ["m"]}, "compare.align")
+    train = _with_device(config, "train")
+    if str(train["device"]).startswith("cuda:"):
+        raise UserError(f"--device {train['device']}: pretraining (metaxlm train) takes auto, cpu or cuda; "
+                        "pick the GPU with CUDA_VISIBLE_DEVICES=N and --device cuda")
+    inner = [
+        load_train_config({**train, "regime": "single"}),
+        cfg.build(TransferConfig, {**_with_device(config, "topic"), "task": "topic", "model": "majority"},
+                  "compare.topic"),
+        cfg.build(TatoebaConfig, {**_with_device(config, "tatoeba"), "model": "m"}, "compare.tatoeba"),
+        cfg.build(BuccConfig, {**_with_device(config, "bucc"), "model": "m"}, "compare.bucc"),
+        cfg.build(AlignConfig, {**_with_device(config, "align"), "models": ["m"]}, "compare.align"),
+    ]
+    for c in inner:  # a device that is not there fails now, not at its first step
+        resolve_device(c.device)
+    if config.corpus is not None:  # every source exists (reading waits for the steps)
+        from metaxlm.train.corpus import resolve_files
+
+        resolve_files(config.corpus, _train_languages(config))
     bad = set(config.tokenizer) - {"vocab_size", "model_type", "max_lines", "alpha"}
     if bad:
         raise UserError(f"compare.tokenizer: unknown key {sorted(bad)[0]!r}; known keys are: "

@@ -10,7 +10,8 @@ output of transformer layer ``i``. Poolings:
 - ``cls``: the first token (``<s>`` / ``[CLS]``).
 
 Sentences are sorted by length into dynamic batches (original order restored), run under
-``torch.inference_mode`` and, on GPU, bf16 (or fp16) autocast; pooling is done in float32.
+``torch.inference_mode`` and, on GPU, bf16 (or fp16) autocast (:mod:`metaxlm.devices`); pooling is
+done in float32. ``device``: ``auto`` (default; CUDA when present), ``cpu``, ``cuda``, ``cuda:N``.
 
 Results are cached under ``metaxlm.paths.cache_dir() / "embeddings"``, one ``.npy`` per (pooling,
 layer), keyed by the model's identity (path plus name, size, mtime and content hash of every file in the
@@ -30,6 +31,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from metaxlm.devices import autocast, pick_precision, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.models import ModelRef, check_tokenizer_matches, load_config, load_model, load_tokenizer
 
@@ -94,15 +96,6 @@ def check_layer(ref: ModelRef, layer: int | None) -> None:
                         f"0..{n} (0 = embeddings, {n} = last transformer layer)")
 
 
-def _precision(dev) -> str:
-    """What the forward pass computes in: fp32 on CPU, bf16 (or fp16) autocast on GPU."""
-    import torch
-
-    if dev.type != "cuda":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
 def _cache_key(ref: ModelRef, dhash: str, max_length: int, exclude_special: bool, precision: str) -> str:
     ident = {"v": CACHE_VERSION, "model": model_identity(ref), "data": dhash,
              "max_length": max_length, "exclude_special": exclude_special, "precision": precision}
@@ -126,14 +119,6 @@ def _load_npy(path: Path) -> np.ndarray | None:
         return np.load(path)
     except (OSError, ValueError, EOFError):  # missing or cut: encode again
         return None
-
-
-def _device(device):
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _batches(lengths: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
@@ -171,6 +156,7 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
                 raise UserError(f"layer {layer} is beyond the model's depth: {ref.label or ref.spec} has layers "
                                 f"0..{depth} (0 = embeddings)")
 
+    device = resolve_device(device)
     cache_root = None
     if use_cache:
         if cache_dir is None:
@@ -179,7 +165,7 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
             cache_root = _default_cache() / "embeddings"
         else:
             cache_root = Path(cache_dir)
-        key = _cache_key(ref, data_hash(sentences), max_length, exclude_special, _precision(_device(device)))
+        key = _cache_key(ref, data_hash(sentences), max_length, exclude_special, pick_precision(device))
         entry = cache_root / key
         out: dict[str, np.ndarray] = {}
         for p in poolings:
@@ -211,8 +197,7 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
 
     from metaxlm import progress
 
-    dev = _device(device)
-    tok, model = _load(ref, dev)
+    tok, model = _load(ref, device)
     n_layers = num_layers(ref)
     hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "dim", 0))
     out = {p: np.zeros((len(layers), len(sentences), hidden), dtype=np.float32) for p in poolings}
@@ -226,20 +211,17 @@ def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, b
               return_special_tokens_mask=exclude_special)
     ids = enc["input_ids"]
     lengths = np.array([len(x) for x in ids])
-    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[_precision(dev)]
+    precision = pick_precision(device)
 
     with progress.task(desc or f"encode {ref.label or ref.spec}", total=len(sentences)) as bar, \
             torch.inference_mode():
         for idx in _batches(lengths, batch_size):
             feats = [{"input_ids": ids[i]} for i in idx]
             batch = tok.pad(feats, padding=True, return_tensors="pt")
-            input_ids = batch["input_ids"].to(dev)
-            mask = batch["attention_mask"].to(dev)
+            input_ids = batch["input_ids"].to(device)
+            mask = batch["attention_mask"].to(device)
             kwargs = {"input_ids": input_ids, "attention_mask": mask, "output_hidden_states": True}
-            if autocast_dtype is not None:
-                with torch.autocast("cuda", dtype=autocast_dtype):
-                    hs = model(**kwargs).hidden_states
-            else:
+            with autocast(device, precision):
                 hs = model(**kwargs).hidden_states
             if len(hs) != n_layers + 1:
                 raise UserError(f"{ref.path}: the model returned {len(hs)} hidden states, "

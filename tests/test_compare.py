@@ -45,6 +45,26 @@ def test_smoke_comparison_writes_everything(smoke):
     assert (cmp / "probe" / "pair" / "meta-s0--single-s0" / "results").is_dir()
     assert json.loads((cmp / "meta.json").read_text())["status"] == "done"
     assert "report" in output
+    # every regime read the corpus through the same token cache entries (tokenized once)
+    caches = {regime: {lang: t["cache"] for lang, t in json.loads(
+        (cmp / "train" / f"{regime}-s0" / "meta.json").read_text())["data"]["tokens"].items()}
+        for regime in ("single", "meta", "en-only", "none")}
+    assert len({json.dumps(c, sort_keys=True) for c in caches.values()}) == 1
+
+
+def test_compare_corpus_option_reaches_training(tmp_path, cli):
+    import shutil
+
+    from metaxlm.compare import plan_training, resolve_config
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(BENCH / "corpus", corpus)
+    plan = plan_training(tmp_path / "c", resolve_config("smoke", {"corpus": str(corpus)}), BENCH)
+    trains = [s for s in plan.steps if s.id.startswith("train:")]
+    assert trains and all(str(s.run.args[0].corpus) == str(corpus) for s in trains)
+    r = cli("compare", "--preset", "smoke", "--data", BENCH, "--corpus", f"en={tmp_path / 'nope.txt'}",
+            "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "x").exists()
 
 
 def test_rerun_skips_finished_steps(smoke, cli):

@@ -9,6 +9,7 @@ import pytest
 from _train_support import FIXTURE_CORPUS, make_corpus
 
 from metaxlm.train import loop as loop_mod
+from metaxlm.train import mlm as mlm_mod
 from metaxlm.train import train_tokenizer
 
 TINY = ["--model", "tiny", "--total-tokens", "2048", "--seq-len", "32", "--batch-size", "8", "--vocab-size", "300"]
@@ -93,12 +94,13 @@ def test_bad_inputs(cli, tmp_path, tok):
 
 
 def test_nan_loss_through_the_cli(cli, tmp_path, tok, monkeypatch):
-    real = loop_mod.masked_lm_loss_sum
+    real = mlm_mod.masked_lm_loss_sum
 
     def inf_loss(model, x, m, y):
         s = real(model, x, m, y)
         return s * float("inf") if model.training else s
 
+    monkeypatch.setattr(mlm_mod, "masked_lm_loss_sum", inf_loss)
     monkeypatch.setattr(loop_mod, "masked_lm_loss_sum", inf_loss)
     out = tmp_path / "run"
     msg = _fails(cli("train", "--corpus", FIXTURE_CORPUS, "--tokenizer", tok, "--out", out, *TINY),

@@ -10,7 +10,7 @@ from _train_support import FIXTURE_CORPUS, make_corpus
 
 from metaxlm.errors import UserError
 from metaxlm.train import train_tokenizer
-from metaxlm.train.batches import BatchMaker, MaskSpec, build_streams, mask_blocks
+from metaxlm.train.batches import BatchMaker, MaskSpec, Streams, mask_blocks
 from metaxlm.train.corpus import load_corpus, parse_corpus_option, read_lines, resolve_files
 from metaxlm.train.sampling import language_probs
 from metaxlm.train.tokenizer import load_tokenizer
@@ -157,9 +157,11 @@ def test_masking_statistics():
 
 
 def test_batches_pack_sample_and_repeat(tok_dir):
+    from metaxlm.train.tokcache import prepare_tokens
+
     tok = load_tokenizer(tok_dir)
-    texts = load_corpus(resolve_files(FIXTURE_CORPUS))
-    streams = build_streams(tok, texts)
+    tokens = prepare_tokens(resolve_files(FIXTURE_CORPUS), tok)
+    streams = Streams({k: t.train for k, t in tokens.items()}, {k: t.val for k, t in tokens.items()})
     spec = MaskSpec(0.15, 0.8, 0.1, 4, len(tok), (0, 1, 2, 3, 4))
     maker = BatchMaker(streams, seq_len=32, batch_size=64, alpha=0.0, seed=1, spec=spec, bos_id=0)
     x, m, y, li = maker.global_batch(7, ("de", "en", "fr"))

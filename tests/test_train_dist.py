@@ -30,15 +30,25 @@ def _losses(run):
     return [r["loss"] for r in rundir.iter_metrics(run) if r["type"] == "train"]
 
 
-def test_two_processes_match_one(tmp_path, tok):
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"],
+    # accelerate's multi-process launcher (torchrun underneath; gloo when no GPU is visible)
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
+
+
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_two_processes_match_one(tmp_path, tok, launcher):
+    if launcher == "accelerate":
+        pytest.importorskip("accelerate")
     no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
     cfg = tiny(regime="meta", corpus=FIXTURE_CORPUS, tokenizer=tok, model_args=no_dropout, grad_accum=2,
                total_tokens=8 * 32 * 8, val_every=4, save_every=100)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
     script = tmp_path / "run.py"
     script.write_text("import sys\nfrom metaxlm.train import train\ntrain(sys.argv[1], sys.argv[2])\n")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(script), str(tmp_path / "c.yaml"), str(tmp_path / "two")],
+    proc = subprocess.run(LAUNCHERS[launcher] + [str(script), str(tmp_path / "c.yaml"), str(tmp_path / "two")],
                           env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     torch.set_num_threads(1)

@@ -12,6 +12,7 @@ from metaxlm import rundir
 from metaxlm.errors import UserError
 from metaxlm.train import train, train_tokenizer
 from metaxlm.train import loop as loop_mod
+from metaxlm.train import mlm as mlm_mod
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,19 @@ def _weights(ckpt):
     from safetensors.torch import load_file
 
     return load_file(str(ckpt / "model.safetensors"))
+
+
+def _interrupt_at(monkeypatch, step: int, exc=KeyboardInterrupt):
+    """Make the loop raise ``exc`` when it reaches ``step``; returns the undo function."""
+    real = loop_mod.lr_at
+
+    def boom(phases, s, warmup):
+        if s == step:
+            raise exc
+        return real(phases, s, warmup)
+
+    monkeypatch.setattr(loop_mod, "lr_at", boom)
+    return lambda: monkeypatch.setattr(loop_mod, "lr_at", real)
 
 
 def _train_losses(run):
@@ -103,17 +117,10 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path, tok, monkeypatch)
                model_args={"hidden_dropout_prob": 0.1})
     full = train(cfg, tmp_path / "full")
 
-    real = loop_mod.lr_at
-
-    def boom(phases, step, warmup):
-        if step == 8:
-            raise KeyboardInterrupt
-        return real(phases, step, warmup)
-
-    monkeypatch.setattr(loop_mod, "lr_at", boom)
+    undo = _interrupt_at(monkeypatch, 8)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
-    monkeypatch.setattr(loop_mod, "lr_at", real)
+    undo()
     cut = tmp_path / "cut"
     assert json.loads((cut / "meta.json").read_text())["status"] == "running"
     assert max(r["step"] for r in rundir.iter_metrics(cut)) == 8
@@ -128,7 +135,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path, tok, monkeypatch)
 
 
 def test_nan_loss_stops_and_marks_failed(tmp_path, tok, monkeypatch):
-    real = loop_mod.masked_lm_loss_sum
+    real = mlm_mod.masked_lm_loss_sum
     calls = {"n": 0}
 
     def poisoned(model, x, m, y):
@@ -136,6 +143,7 @@ def test_nan_loss_stops_and_marks_failed(tmp_path, tok, monkeypatch):
         s = real(model, x, m, y)
         return s * float("nan") if model.training and calls["n"] > 8 else s
 
+    monkeypatch.setattr(mlm_mod, "masked_lm_loss_sum", poisoned)
     monkeypatch.setattr(loop_mod, "masked_lm_loss_sum", poisoned)
     with pytest.raises(UserError, match=r"diverged.*nan.*step 6.*last good state.*step 4"):
         train(tiny(regime="single", corpus=FIXTURE_CORPUS, tokenizer=tok), tmp_path / "r")
@@ -148,18 +156,37 @@ def test_resume_refuses_a_changed_corpus(tmp_path, tok, monkeypatch):
     from _train_support import make_corpus
 
     corpus = make_corpus(tmp_path / "c", {"en": 40, "de": 40})
-    real = loop_mod.lr_at
-
-    def boom(phases, step, warmup):
-        if step == 6:
-            raise KeyboardInterrupt
-        return real(phases, step, warmup)
-
-    monkeypatch.setattr(loop_mod, "lr_at", boom)
+    undo = _interrupt_at(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         train(tiny(regime="single", corpus=corpus, tokenizer=tok), tmp_path / "r")
-    monkeypatch.setattr(loop_mod, "lr_at", real)
+    undo()
     with open(corpus / "de.txt", "a", encoding="utf-8") as f:
         f.write("ein neuer Satz\n")
     with pytest.raises(UserError, match="changed since the run started"):
         train(None, tmp_path / "r", resume=True)
+
+
+class _Payload:
+    """A pickle that would create a file when loaded (what a crafted state.pt can do with pickle)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_crafted_state_file_cannot_run_code(tmp_path, tok, monkeypatch):
+    undo = _interrupt_at(monkeypatch, 6)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(corpus=FIXTURE_CORPUS, tokenizer=tok, save_every=2), tmp_path / "run")
+    undo()
+    state = tmp_path / "run" / "state" / "state.pt"
+    assert state.is_file()
+    marker = tmp_path / "pwned"
+    torch.save({"step": 2, "model": _Payload(marker)}, state)
+    with pytest.raises(UserError, match="not a training state metaxlm can load safely.*no code in it ran"):
+        train(None, tmp_path / "run", resume=True)
+    assert not marker.exists()

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from metaxlm.devices import HELP as DEVICE_HELP
 from metaxlm.errors import UserError
 
 
@@ -44,6 +45,9 @@ def register(app: typer.Typer) -> None:
                                                       "Rerunning the same command resumes it."),
         data: Optional[Path] = typer.Option(None, help="Benchmark directory [default: fetch and build the "
                                                        "default benchmark from the Debian archive]."),
+        corpus: Optional[List[str]] = typer.Option(None, "--corpus", help="Pretraining corpus instead of the "
+                                                   "benchmark's: a directory of <lang>.txt(.gz/.xz/.zst), or "
+                                                   "LANG=PATH / LANG=hf:NAME[:CONFIG][:SPLIT][#COLUMN]; repeatable."),
         languages: Optional[str] = typer.Option(None, help="Comma-separated target languages of the default "
                                                            "benchmark, e.g. de,fr,ja."),
         regimes: Optional[str] = typer.Option(None, help="Comma-separated regimes [default: "
@@ -57,6 +61,8 @@ def register(app: typer.Typer) -> None:
                                               help="Also analyse intermediate checkpoints (metric vs tokens)."),
         controls: Optional[bool] = typer.Option(None, "--controls/--no-controls",
                                                 help="Majority-class and lexical baselines on the topic task."),
+        device: Optional[str] = typer.Option(None, help=DEVICE_HELP[:-1] + ", for every step (pretraining, "
+                                                       "fine-tuning, retrieval, probes) [default: auto]."),
         config: Optional[Path] = typer.Option(None, help="YAML file of settings (any CompareConfig key)."),
         set_: List[str] = typer.Option([], "--set", help="Override one setting, KEY=VALUE with dotted keys, "
                                                          "e.g. --set train.total_tokens=3000000; repeatable."),
@@ -68,15 +74,19 @@ def register(app: typer.Typer) -> None:
         from metaxlm import config as cfg
         from metaxlm.compare import _merge, compare, resolve_config
 
+        from metaxlm.train.corpus import parse_corpus_option
+
         overrides: dict = cfg.load_yaml(config) if config else {}
         cli_values = {
             "data": str(data) if data else None,
+            "corpus": parse_corpus_option(corpus),
             "languages": _csv(languages),
             "regimes": _csv(regimes),
             "seeds": [int(s) for s in _csv(seeds)] if seeds else None,
             "models": list(model) or None,
             "curves": curves,
             "controls": controls,
+            "device": device,
         }
         if task:
             pairs = {}

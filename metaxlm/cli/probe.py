@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from metaxlm.devices import HELP as DEVICE_HELP
+
 
 def align(
     models: List[str] = typer.Option(..., "--model", "-m", help="metaxlm run dir (RUN@PHASE), checkpoint or HF "
@@ -26,7 +28,7 @@ def align(
     seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
     batch_size: int = typer.Option(64, "--batch-size"),
     max_length: int = typer.Option(128, "--max-length", help="subwords per sentence"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda (default: cuda when available)"),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/probe-align-<model>-<time>)"),
 ) -> None:
     """CKA(en, xx) and retrieval accuracy per layer per language (one model), or the layer × layer CKA

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from metaxlm.devices import HELP as DEVICE_HELP
+
 
 def _split_list(values: Optional[List[str]]) -> list[str]:
     """``--lang de --lang fr`` and ``--lang de,fr`` both give ["de", "fr"]."""
@@ -65,7 +67,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size"),
         max_length: int = typer.Option(128, "--max-length", help="Tokens per sentence (longer is truncated)."),
         exclude_special: bool = typer.Option(False, "--exclude-special", help="Mean pooling leaves out <s>, </s>."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: cuda if any)."),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/tatoeba-<model>-<time>)."),
     ) -> None:
         """Tatoeba-style retrieval: top-1 accuracy (cosine and margin, both directions), xSIM error,
@@ -104,7 +106,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size"),
         max_length: int = typer.Option(128, "--max-length"),
         exclude_special: bool = typer.Option(False, "--exclude-special"),
-        device: Optional[str] = typer.Option(None, "--device"),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/bucc-<model>-<time>)."),
     ) -> None:
         """BUCC-style mining: margin scoring, threshold tuned on dev gold and applied to test

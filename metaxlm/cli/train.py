@@ -9,7 +9,8 @@ import typer
 
 from metaxlm.errors import UserError
 
-CORPUS_HELP = ("Corpus: a directory of <lang>.txt / <lang>.txt.gz files, or LANG=PATH (repeat the option). "
+CORPUS_HELP = ("Corpus: a directory of <lang>.txt (.gz, .xz, .zst) files, or LANG=PATH / "
+               "LANG=hf:NAME[:CONFIG][:SPLIT][#COLUMN] (repeat the option). "
                "Default: the default benchmark's corpus/ (see `metaxlm data build`).")
 
 
@@ -103,8 +104,37 @@ def tokenizer_train_cmd(
     typer.echo(f"tokenizer: {path}")
 
 
+def corpus_prepare_cmd(
+    corpus: Optional[List[str]] = typer.Option(None, "--corpus", "-c", help=CORPUS_HELP),
+    tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", "-t", help="Tokenizer directory (required)."),
+    languages: Optional[str] = typer.Option(None, "--languages", help="Use only these corpus languages."),
+    val_fraction: float = typer.Option(0.02, "--val-fraction", help="Held-out lines per language (as train's)."),
+    val_max_lines: int = typer.Option(200, "--val-max-lines", help="At most this many held-out lines (as train's)."),
+) -> None:
+    """Tokenize a corpus once into the memory-mapped token cache (train and compare reuse it)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from metaxlm.train.corpus import parse_corpus_option
+    from metaxlm.train.tokcache import prepare_corpus
+
+    out = prepare_corpus(parse_corpus_option(corpus), tokenizer, _languages(languages), val_fraction, val_max_lines)
+    table = Table(title="token cache")
+    for col in ("lang", "source", "lines", "train tokens", "val tokens", "dtype", "prepared in"):
+        table.add_column(col, justify="left" if col in ("lang", "source") else "right")
+    for lang, t in out.items():
+        ix = t.index
+        table.add_row(lang, t.source, f"{ix['n_lines']:,}", f"{ix['train_tokens']:,}", f"{ix['val_tokens']:,}",
+                      ix["dtype"], f"{ix['seconds']:.1f} s")
+    Console().print(table)
+    typer.echo(f"cache: {next(iter(out.values())).directory.parent}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_cmd)
+    corpus_app = typer.Typer(help="Pretraining corpora: the memory-mapped token cache.", no_args_is_help=True)
+    corpus_app.command("prepare")(corpus_prepare_cmd)
+    app.add_typer(corpus_app, name="corpus")
     tok = typer.Typer(help="The shared subword vocabulary.", no_args_is_help=True)
     tok.command("train")(tokenizer_train_cmd)
     app.add_typer(tok, name="tokenizer")

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from metaxlm.devices import HELP as DEVICE_HELP
 from metaxlm.eval.finetune import FinetuneParams
 from metaxlm.eval.tasks import TASKS
 
@@ -37,6 +38,7 @@ def _make_command(task: str):
                                                  f"{spec.max_length or _D.max_length})"),
         warmup: float = typer.Option(_D.warmup_ratio, "--warmup", help="warmup fraction of the steps"),
         save_predictions: bool = typer.Option(False, "--save-predictions", help="write predictions/ in the run"),
+        device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
         out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/eval-<task>-<model>-<time>)"),
     ) -> None:
         from metaxlm.config import build
@@ -47,7 +49,7 @@ def _make_command(task: str):
             "task": task, "model": model, "phase": phase, "data": data, "languages": list(langs),
             "seeds": seeds, "seed": seed, "train_size": train_size, "lr": lr, "epochs": epochs,
             "batch_size": batch_size, "max_length": max_length, "warmup_ratio": warmup,
-            "save_predictions": save_predictions,
+            "save_predictions": save_predictions, "device": device,
         }, where="eval " + task)
         path = run_transfer(cfg, out)
         typer.echo(f"results: {path / 'results' / (task + '.json')}")

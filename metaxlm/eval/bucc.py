@@ -28,6 +28,7 @@ import numpy as np
 
 from metaxlm import rundir
 from metaxlm.config import to_dict
+from metaxlm.devices import device_meta, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.eval import retrieval as R
 from metaxlm.eval.bitext_formats import MiningSet, files_hash, load_bucc
@@ -73,9 +74,12 @@ def _pool_texts(texts: list[str], dedup: bool) -> tuple[list[str], list[list[int
     return [texts[i] for i in firsts], groups
 
 
-def mine_split(ms: MiningSet, ex: np.ndarray, ee: np.ndarray, groups: tuple[list, list], config: BuccConfig) -> Mined:
-    """Mine pairs between the (possibly deduplicated) pools and mark which are gold."""
-    pairs, scores = R.compute_mined_pairs(ex, ee, k=config.k, margin=config.margin, retrieval=config.retrieval)
+def mine_split(ms: MiningSet, ex: np.ndarray, ee: np.ndarray, groups: tuple[list, list], config: BuccConfig,
+               gpu: int | None = None) -> Mined:
+    """Mine pairs between the (possibly deduplicated) pools and mark which are gold (search on faiss GPU
+    ``gpu``, None: the CPU)."""
+    pairs, scores = R.compute_mined_pairs(ex, ee, k=config.k, margin=config.margin, retrieval=config.retrieval,
+                                          gpu=gpu)
     pairs, scores = R.expand_dedup_pairs(pairs, scores, groups[0], groups[1])
     xi = {x: i for i, x in enumerate(ms.xx_ids)}
     ei = {e: i for i, e in enumerate(ms.en_ids)}
@@ -116,6 +120,8 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
     from metaxlm.paths import default_benchmark_dir
 
     t0 = time.time()
+    device = resolve_device(config.device)
+    gpu = R.faiss_gpu(device)
     ref = resolve_model(config.model)
     check_layer(ref, config.layer)
     d = Path(config.data) if config.data is not None else default_benchmark_dir()
@@ -134,7 +140,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
             "dev_split": config.dev_split, "test_split": config.test_split}
     n_layers = num_layers(ref)
     run = rundir.create(out or default_out("bucc", ref.label), config, kind="eval", seed=None,
-                        extra_meta={"command": "eval bucc", "model": ref.describe()})
+                        extra_meta={"command": "eval bucc", "model": ref.describe(), **device_meta(device)})
     try:
         layers = list(range(n_layers + 1)) if (config.layer is None or config.sweep) else [config.layer]
         slot = {layer: i for i, layer in enumerate(layers)}  # layer -> index in the encoded arrays
@@ -142,7 +148,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
         def encode(texts, desc):
             return encode_layers(ref, texts, config.poolings, batch_size=config.batch_size,
                                  max_length=config.max_length, exclude_special=config.exclude_special,
-                                 device=config.device, desc=desc, layers=layers)
+                                 device=device, desc=desc, layers=layers)
 
         emb: dict = {}
         for lang, by in sets.items():
@@ -159,7 +165,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
                 ex, ee, groups = emb[lang, "dev"]
                 curve = []
                 for li in swept:
-                    m = mine_split(sets[lang]["dev"], ex[p][slot[li]], ee[p][slot[li]], groups, config)
+                    m = mine_split(sets[lang]["dev"], ex[p][slot[li]], ee[p][slot[li]], groups, config, gpu)
                     curve.append(R.compute_best_threshold(m.scores, m.correct, m.n_gold)["f1"])
                 if curve:
                     sweep[p][lang] = {"dev": curve}
@@ -171,7 +177,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
             mined = {}
             for split in ("dev", "test"):
                 ex, ee, groups = emb[lang, split]
-                mined[split] = mine_split(sets[lang][split], ex[hp][slot[hl]], ee[hp][slot[hl]], groups, config)
+                mined[split] = mine_split(sets[lang][split], ex[hp][slot[hl]], ee[hp][slot[hl]], groups, config, gpu)
             scores[lang] = score_language(mined["dev"], mined["test"])
         mean = {k: float(np.mean([scores[lang][k] for lang in scores]))
                 for k in ("f1", "precision", "recall", "average_precision", "oracle_f1")}
@@ -194,6 +200,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
                 "oracle_f1": "ORACLE: best F1 with the threshold tuned on test itself (upper bound, not a result)",
                 "sweep": "dev F1 at the best dev threshold (per layer and pooling)",
             },
+            "search_backend": R.faiss_backend(gpu),
             "timing": {"seconds": round(time.time() - t0, 3)},
             "versions": rundir.library_versions(),
         }

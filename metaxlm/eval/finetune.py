@@ -8,6 +8,9 @@
   for training, items are sorted by length inside random pools of 50 batches and the batch order is
   shuffled; for prediction, all items are sorted and outputs put back in input order.
 - Prediction runs under ``torch.inference_mode``.
+- Device and precision (:mod:`metaxlm.devices`): ``device`` ``auto`` (CUDA when present), ``cpu``,
+  ``cuda``, ``cuda:N``; on a GPU training and prediction run under bf16 autocast (fp16 with loss
+  scaling where bf16 is not native); on the CPU in plain fp32.
 - The epoch is chosen on English dev (primary metric); the best weights are restored.
 """
 
@@ -20,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from metaxlm.devices import autocast, grad_scaler, pick_precision, resolve_device
 from metaxlm.eval.formats import SeqExample, TokExample
 from metaxlm.eval.tasks import TaskSpec
 from metaxlm.models import ModelRef, check_tokenizer_matches, load_config, load_model, load_tokenizer
@@ -219,19 +223,23 @@ def collate(feats: Sequence[dict], pad_id: int, pad_to: int | None = None) -> di
 
 
 def predict_ids(model, feats: Sequence[dict], batch_size: int, pad_id: int, *, sort: bool = True,
-                pad_to: int | None = None, device=None) -> list:
-    """Argmax class per feature (sequence) or per word position (token), in input order."""
+                pad_to: int | None = None, device=None, precision: str = "fp32") -> list:
+    """Argmax class per feature (sequence) or per word position (token), in input order; inputs go to
+    ``device`` (None: the model's) and the forward pass runs under ``precision``'s autocast."""
     import torch
 
     model.eval()
+    if device is None:
+        device = next(model.parameters()).device
     token = bool(feats) and "word_pos" in feats[0]
     out: list = [None] * len(feats)
     keys = ("input_ids", "attention_mask", "token_type_ids")
     with torch.inference_mode():
         for b in length_batches([len(f["input_ids"]) for f in feats], batch_size, sort=sort):
             batch = collate([_strip(feats[i]) for i in b], pad_id, pad_to)
-            inputs = {k: v.to(device) if device is not None else v for k, v in batch.items() if k in keys}
-            logits = model(**inputs).logits
+            inputs = {k: v.to(device) for k, v in batch.items() if k in keys}
+            with autocast(device, precision):
+                logits = model(**inputs).logits
             best = logits.argmax(-1).cpu().numpy()
             for j, i in enumerate(b):
                 out[i] = best[j][feats[i]["word_pos"]].tolist() if token else int(best[j])
@@ -248,10 +256,11 @@ def _strip(f: dict) -> dict:
 
 class FineTuner:
     """Encoder + head for one task. ``fit`` fine-tunes a fresh copy for one seed; ``predict`` labels
-    examples. The tokenizer and config are loaded (and checked) once."""
+    examples. The tokenizer and config are loaded (and checked) once. ``device``: see
+    :func:`metaxlm.devices.resolve_device` (None = auto)."""
 
     def __init__(self, ref: ModelRef, spec: TaskSpec, labels: Sequence[str], params: FinetuneParams,
-                 device: str | None = None):
+                 device=None):
         quiet_transformers()
         self.ref, self.spec, self.params = ref, spec, params
         self.labels = list(labels)
@@ -265,7 +274,8 @@ class FineTuner:
         self.lr = params.lr or default_lr(self.config)
         limit = position_limit(self.config)
         self.max_length = min(params.max_length, limit) if limit else params.max_length
-        self.device = device
+        self.device = resolve_device(device)
+        self.precision = pick_precision(self.device)
         self.model = None
         self.best_epoch = None
         self.dev_history: list[float] = []
@@ -283,9 +293,7 @@ class FineTuner:
         model = load_model(self.ref, cls, num_labels=len(self.labels),
                            id2label=dict(enumerate(self.labels)), label2id=dict(self.label2id),
                            ignore_mismatched_sizes=True)
-        if self.device:
-            model.to(self.device)
-        return model
+        return model.to(self.device)
 
     def fit(self, train: Sequence, dev: Sequence, seed: int,
             dev_score: Callable[[Sequence, list], float], progress=None) -> None:
@@ -308,18 +316,26 @@ class FineTuner:
         opt = torch.optim.AdamW(groups, lr=self.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+        scaler = grad_scaler(self.precision)  # fp16 only: loss scaling
         best, best_state, self.dev_history = -math.inf, None, []
         for epoch in range(1, p.epochs + 1):
             model.train()
             for b in length_batches(lengths, p.batch_size, rng=rng):
-                batch = collate([feats[i] for i in b], self.pad_id)
-                if self.device:
-                    batch = {k: v.to(self.device) for k, v in batch.items()}
-                loss = model(**batch).loss
-                loss.backward()
+                batch = {k: v.to(self.device) for k, v in collate([feats[i] for i in b], self.pad_id).items()}
+                with autocast(self.device, self.precision):
+                    loss = model(**batch).loss
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)
+                else:
+                    loss.backward()
                 if p.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
-                opt.step()
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 if progress is not None:
@@ -342,7 +358,8 @@ class FineTuner:
 
     def predict(self, examples: Sequence) -> list:
         feats = self.encode(examples, with_labels=False)
-        ids = predict_ids(self.model, feats, self.params.eval_batch_size, self.pad_id, device=self.device)
+        ids = predict_ids(self.model, feats, self.params.eval_batch_size, self.pad_id, device=self.device,
+                          precision=self.precision)
         if self.spec.kind != "token":
             return [self.labels[i] for i in ids]
         per_sent: list[list[str]] = [[] for _ in examples]

@@ -1,7 +1,7 @@
 """Bitext retrieval and mining: pure functions on embedding matrices (no I/O, no models).
 
 - :func:`knn`: exact top-k inner product with faiss ``IndexFlatIP`` on L2-normalised vectors, over
-  query chunks so memory stays bounded; on a GPU index when faiss has GPUs.
+  query chunks so memory stays bounded; on a GPU index when asked (``gpu=N``, see :func:`faiss_gpu`).
 - :func:`knn_both`: exact top-k in both directions from one pass over ``x yᵀ`` in tiles (faiss
   top-k heaps), half the arithmetic of two searches; the CPU engine for margin scoring (mining needs
   both directions). Equal similarities resolve to the lowest index in both functions.
@@ -45,33 +45,56 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x
 
 
-_gpu_res = None
+_gpu_res: dict = {}  # faiss GPU number -> StandardGpuResources, made once per process
 
 
-def _gpu_available() -> bool:
-    import faiss
+def import_faiss():
+    """The faiss module; missing is a UserError that says which build to install."""
+    try:
+        import faiss
+    except ImportError:
+        from metaxlm.errors import UserError
 
-    return hasattr(faiss, "StandardGpuResources") and getattr(faiss, "get_num_gpus", lambda: 0)() > 0
+        raise UserError("retrieval needs faiss, which is not installed: pip install 'metaxlm[cpu]' (faiss-cpu), "
+                        "or on a CUDA machine 'metaxlm[gpu]' (faiss-gpu); install only one of the two") from None
+    return faiss
 
 
-def _index(database: np.ndarray, gpu: bool | None):
-    import faiss
+def faiss_gpu(device) -> int | None:
+    """The faiss GPU to search on for a model on ``device``: its CUDA number when ``device`` is CUDA and
+    faiss is a GPU build that sees that GPU; None (the CPU, as with faiss-cpu) otherwise."""
+    faiss = import_faiss()
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda" or not hasattr(faiss, "StandardGpuResources") or not hasattr(faiss, "get_num_gpus"):
+        return None
+    gpu = device.index or 0
+    return gpu if gpu < faiss.get_num_gpus() else None
+
+
+def faiss_backend(gpu: int | None) -> str:
+    """How results name the search backend: ``faiss-gpu:N`` or ``cpu``."""
+    return "cpu" if gpu is None else f"faiss-gpu:{gpu}"
+
+
+def _index(database: np.ndarray, gpu: int | None):
+    """A flat inner-product index holding ``database``, on faiss GPU ``gpu`` (None: the CPU)."""
+    faiss = import_faiss()
 
     index = faiss.IndexFlatIP(database.shape[1])
-    if gpu is None:
-        gpu = _gpu_available()
-    if gpu:
-        global _gpu_res
-        if _gpu_res is None:
-            _gpu_res = faiss.StandardGpuResources()
-        index = faiss.index_cpu_to_gpu(_gpu_res, 0, index)
+    if gpu is not None:
+        if gpu not in _gpu_res:
+            _gpu_res[gpu] = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(_gpu_res[gpu], gpu, index)
     index.add(database)
     return index
 
 
 def knn(queries: np.ndarray, database: np.ndarray, k: int, *, normalized: bool = False,
-        chunk_size: int = 8192, gpu: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` by inner product (cosine unless ``normalized`` says the inputs already are).
+        chunk_size: int = 8192, gpu: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by inner product (cosine unless ``normalized`` says the inputs already are), on
+    faiss GPU ``gpu`` (None: the CPU).
 
     Returns ``(sims, ids)``, each ``(len(queries), min(k, len(database)))``, best first; ``sims`` is
     float32, ``ids`` int64. Queries are searched ``chunk_size`` at a time.
@@ -96,7 +119,7 @@ class _TopK:
     """faiss heaps keeping the ``k`` largest values (and their column ids) of each of ``n`` rows."""
 
     def __init__(self, n: int, k: int):
-        import faiss
+        faiss = import_faiss()
 
         self.sims = np.empty((n, k), np.float32)
         self.ids = np.empty((n, k), np.int64)
@@ -107,7 +130,7 @@ class _TopK:
 
     def add(self, block: np.ndarray, row0: int, col0: int) -> None:
         """``block`` (rows row0.., columns col0..), C-contiguous float32."""
-        import faiss
+        faiss = import_faiss()
 
         self._heaps.addn(block.shape[1], faiss.swig_ptr(block), col0, row0, block.shape[0])
 
@@ -187,12 +210,12 @@ class MarginCandidates:
 
 
 def compute_margin_candidates(x: np.ndarray, y: np.ndarray, *, k: int = 4, margin: str = "ratio",
-                              normalized: bool = False, chunk_size: int = 8192, gpu: bool | None = None,
+                              normalized: bool = False, chunk_size: int = 8192, gpu: int | None = None,
                               engine: str = "auto") -> MarginCandidates:
     """kNN both ways (``k`` clipped to the other side's size) and margin scores of the candidates.
 
     ``engine``: ``fused`` (:func:`knn_both`, one pass over the similarity matrix; the CPU default),
-    ``faiss`` (two ``IndexFlatIP`` searches; the default when faiss has GPUs).
+    ``faiss`` (two ``IndexFlatIP`` searches; the default with a faiss GPU ``gpu``).
     """
     if margin not in MARGINS:
         raise ValueError(f"unknown margin {margin!r}; choose one of {', '.join(MARGINS)}")
@@ -201,7 +224,7 @@ def compute_margin_candidates(x: np.ndarray, y: np.ndarray, *, k: int = 4, margi
     if not normalized:
         x, y = l2_normalize(x), l2_normalize(y)
     if engine == "auto":
-        engine = "faiss" if (gpu if gpu is not None else _gpu_available()) else "fused"
+        engine = "fused" if gpu is None else "faiss"
     if engine == "fused":
         x2y_sim, x2y_ind, y2x_sim, y2x_ind = knn_both(x, y, k, k, normalized=True)
     else:
@@ -217,7 +240,7 @@ def compute_margin_candidates(x: np.ndarray, y: np.ndarray, *, k: int = 4, margi
 def compute_mined_pairs(x: np.ndarray | None = None, y: np.ndarray | None = None, *, k: int = 4,
                         margin: str = "ratio", retrieval: str = "max",
                         candidates: MarginCandidates | None = None, normalized: bool = False,
-                        chunk_size: int = 8192, gpu: bool | None = None,
+                        chunk_size: int = 8192, gpu: int | None = None,
                         engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Mine pairs: ``(pairs (m, 2) int64 [x index, y index], scores (m,))``, highest score first.
 
@@ -388,7 +411,7 @@ def _hits(pred: np.ndarray, gold_texts: Sequence[str] | None) -> np.ndarray:
 
 
 def compute_tatoeba(x: np.ndarray, y: np.ndarray, *, k: int = 4, x_texts: Sequence[str] | None = None,
-                    y_texts: Sequence[str] | None = None, gpu: bool | None = None) -> dict:
+                    y_texts: Sequence[str] | None = None, gpu: int | None = None) -> dict:
     """Every Tatoeba convention for line-aligned ``x`` (xx) and ``y`` (English) embeddings.
 
     See :data:`TATOEBA_CONVENTIONS` for what each key means. Without texts the duplicate-aware
@@ -431,11 +454,11 @@ def weighted_f1(pred: np.ndarray) -> float:
     return float(np.mean(2 * hit / (1 + predicted)))
 
 
-def compute_accuracy_cosine(x: np.ndarray, y: np.ndarray, gpu: bool | None = None) -> float:
+def compute_accuracy_cosine(x: np.ndarray, y: np.ndarray, gpu: int | None = None) -> float:
     """Mean of xx→en and en→xx cosine top-1 accuracy (the number swept over layers)."""
-    if gpu if gpu is not None else _gpu_available():
-        _, x2y = knn(x, y, 1, gpu=True)
-        _, y2x = knn(y, x, 1, gpu=True)
+    if gpu is not None:
+        _, x2y = knn(x, y, 1, gpu=gpu)
+        _, y2x = knn(y, x, 1, gpu=gpu)
     else:
         _, x2y, _, y2x = knn_both(x, y, 1, 1)
     a = np.arange(len(x))

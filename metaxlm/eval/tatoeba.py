@@ -23,6 +23,7 @@ import numpy as np
 
 from metaxlm import rundir
 from metaxlm.config import to_dict
+from metaxlm.devices import check_device, device_meta, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.eval import retrieval as R
 from metaxlm.eval.bitext_formats import (ParallelSet, files_hash, is_tatoeba_dir, load_benchmark_parallel,
@@ -40,11 +41,12 @@ class EncodingOptions:
     batch_size: int = 64
     max_length: int = 128
     exclude_special: bool = False
-    device: Optional[str] = None
+    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (metaxlm.devices)
 
     def __post_init__(self):
         from metaxlm.encode import POOLINGS
 
+        check_device(self.device)
         if not self.poolings:
             raise UserError("give at least one pooling")
         bad = [p for p in self.poolings if p not in POOLINGS]
@@ -139,12 +141,12 @@ def _cap(ps: ParallelSet, n: int) -> ParallelSet:
     return dataclasses.replace(ps, xx=[ps.xx[i] for i in idx], en=[ps.en[i] for i in idx])
 
 
-def _encode(ref, sentences: list[str], config, desc: str) -> dict[str, np.ndarray]:
+def _encode(ref, sentences: list[str], config, device, desc: str) -> dict[str, np.ndarray]:
     from metaxlm.encode import encode_layers
 
     return encode_layers(ref, sentences, config.poolings, batch_size=config.batch_size,
                          max_length=config.max_length, exclude_special=config.exclude_special,
-                         device=config.device, desc=desc)
+                         device=device, desc=desc)
 
 
 def choose_headline(dev_curves: dict[str, list[list[float]]], poolings, layer: int | None) -> dict:
@@ -166,6 +168,8 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
     from metaxlm.models import resolve_model
 
     t0 = time.time()
+    device = resolve_device(config.device)
+    gpu = R.faiss_gpu(device)
     ref = resolve_model(config.model)
     check_layer(ref, config.layer)
     sets, extra, data = _load(config)
@@ -175,7 +179,7 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
                         "pass --layer N to fix it, or a dev pair with --dev-src/--dev-tgt")
     n_layers = num_layers(ref)
     run = rundir.create(out or default_out("tatoeba", ref.label), config, kind="eval", seed=None,
-                        extra_meta={"command": "eval tatoeba", "model": ref.describe()})
+                        extra_meta={"command": "eval tatoeba", "model": ref.describe(), **device_meta(device)})
     try:
         sweep: dict = {p: {} for p in config.poolings}
         dev_curves: dict[str, list] = {p: [] for p in config.poolings}
@@ -183,10 +187,10 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
         items = [(lang, split, s) for lang, by in sets.items() for split, s in sorted(by.items())]
         items += [(key, "dev", s) for key, s in extra.items()]
         for lang, split, s in items:
-            ex = _encode(ref, s.xx, config, f"encode {lang} {split}")
-            ee = _encode(ref, s.en, config, f"encode en ({lang} {split})")
+            ex = _encode(ref, s.xx, config, device, f"encode {lang} {split}")
+            ee = _encode(ref, s.en, config, device, f"encode en ({lang} {split})")
             for p in config.poolings:
-                curve = [R.compute_accuracy_cosine(ex[p][li], ee[p][li]) for li in range(n_layers + 1)]
+                curve = [R.compute_accuracy_cosine(ex[p][li], ee[p][li], gpu=gpu) for li in range(n_layers + 1)]
                 sweep[p].setdefault(lang, {})[split] = curve
                 if split == "dev":
                     dev_curves[p].append(curve)
@@ -197,7 +201,8 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
         scores = {}
         for lang, (ex, ee) in test_emb.items():
             s = sets[lang]["test"]
-            scores[lang] = R.compute_tatoeba(ex[hp][hl], ee[hp][hl], k=config.margin_k, x_texts=s.xx, y_texts=s.en)
+            scores[lang] = R.compute_tatoeba(ex[hp][hl], ee[hp][hl], k=config.margin_k, x_texts=s.xx, y_texts=s.en,
+                                             gpu=gpu)
         keys = list(next(iter(scores.values())))
         mean = {k: float(np.mean([scores[lang][k] for lang in scores])) for k in keys}
         payload = {
@@ -211,6 +216,7 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
             "mean": mean,
             "sweep": sweep,
             "conventions": R.TATOEBA_CONVENTIONS,
+            "search_backend": R.faiss_backend(gpu),
             "timing": {"seconds": round(time.time() - t0, 3)},
             "versions": rundir.library_versions(),
         }

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from metaxlm import progress, rundir
+from metaxlm.devices import check_device, device_meta, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.eval import scores as S
 from metaxlm.eval.controls import CONTROLS, control_ref, make_control
@@ -54,8 +55,10 @@ class TransferConfig:
     eval_batch_size: int = _DEF.eval_batch_size
     train_eval_size: int = 1000  # English train items scored for the train-minus-test gap
     save_predictions: bool = False
+    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (metaxlm.devices)
 
     def __post_init__(self):
+        check_device(self.device)
         checks = [
             (self.seeds >= 1, "seeds must be at least 1"),
             (self.train_size is None or self.train_size >= 1, "train_size must be at least 1"),
@@ -98,25 +101,27 @@ def _subsample(items: list, k: int | None, seed: int) -> list:
     return [items[i] for i in idx]
 
 
-def _make_predictor(config: TransferConfig, spec: TaskSpec, labels):
+def _make_predictor(config: TransferConfig, spec: TaskSpec, labels, device):
     if config.model in CONTROLS:
         return control_ref(config.model), make_control(config.model, spec, labels)
     ref = resolve_model(config.model, config.phase)
-    return ref, FineTuner(ref, spec, labels, config.params())
+    return ref, FineTuner(ref, spec, labels, config.params(), device=device)
 
 
 def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show: bool = True) -> Path:
     """Evaluate ``config.model`` on ``config.task``; returns the run directory."""
     t0 = time.time()
+    device = resolve_device(config.device)
     spec = get_task(config.task)
     config = config.resolved(spec)
     data = load_task(spec, config.data, config.languages)
     if config.train_size is not None and config.train_size > len(data.train):
         raise UserError(f"--train-size {config.train_size} is larger than the English training set "
                         f"({len(data.train)} items)")
-    ref, predictor = _make_predictor(config, spec, data.labels)
+    ref, predictor = _make_predictor(config, spec, data.labels, device)
+    used = device_meta(predictor.device) if isinstance(predictor, FineTuner) else {"device": "cpu"}  # controls: CPU
     run = rundir.create(out or default_out(spec.name, ref.label), config, kind="eval", seed=config.seed,
-                        extra_meta={"task": spec.name, "model": ref.describe()})
+                        extra_meta={"task": spec.name, "model": ref.describe(), **used})
     try:
         result = evaluate(config, spec, data, ref, predictor, run)
         result["timing"] = {"seconds": time.time() - t0}

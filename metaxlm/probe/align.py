@@ -34,7 +34,9 @@ from typing import Literal, Optional
 import numpy as np
 
 from metaxlm import progress, rundir
+from metaxlm.devices import check_device, device_meta, resolve_device
 from metaxlm.errors import UserError
+from metaxlm.eval.retrieval import faiss_backend, faiss_gpu, knn
 from metaxlm.models import ModelRef, resolve_model
 from metaxlm.paths import default_benchmark_dir
 from metaxlm.probe import cka as C
@@ -56,9 +58,10 @@ class AlignConfig:
     seed: int = 0  # bootstrap seed
     batch_size: int = 64
     max_length: int = 128
-    device: Optional[str] = None
+    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (metaxlm.devices)
 
     def __post_init__(self):
+        check_device(self.device)
         checks = [
             (1 <= len(self.models) <= 2, f"give one or two models (--model), got {len(self.models)}"),
             (len(self.data) <= len(self.models),
@@ -206,7 +209,7 @@ def _resolve_layers(ref: ModelRef, wanted: tuple[int, ...]) -> list[int]:
 class _Embedded:
     """One model's embeddings of every distinct input sentence, encoded once: ``(layers, N, d)``."""
 
-    def __init__(self, cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int]):
+    def __init__(self, cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], device):
         from metaxlm.encode import encode_layers
 
         self.index: dict[str, int] = {}
@@ -214,7 +217,7 @@ class _Embedded:
             for s in en + xx:
                 self.index.setdefault(s, len(self.index))
         self.emb = encode_layers(ref, list(self.index), poolings=(cfg.pooling,), batch_size=cfg.batch_size,
-                                 max_length=cfg.max_length, device=cfg.device, desc=f"encode {ref.label}",
+                                 max_length=cfg.max_length, device=device, desc=f"encode {ref.label}",
                                  layers=layers)[cfg.pooling]
 
     def __call__(self, sentences: list[str]) -> np.ndarray:
@@ -226,11 +229,10 @@ def _english(inp: Inputs) -> list[str]:
     return list(dict.fromkeys(s for en, _ in inp.sentences.values() for s in en))
 
 
-def retrieval_hits(xx: np.ndarray, en: np.ndarray) -> np.ndarray:
-    """Per sentence: is the nearest English sentence (cosine) of translation i English sentence i?"""
-    from metaxlm.eval.retrieval import knn
-
-    _, ids = knn(xx, en, 1)
+def retrieval_hits(xx: np.ndarray, en: np.ndarray, gpu: int | None = None) -> np.ndarray:
+    """Per sentence: is the nearest English sentence (cosine) of translation i English sentence i?
+    (Searched on faiss GPU ``gpu``; None: the CPU.)"""
+    _, ids = knn(xx, en, 1, gpu=gpu)
     return ids[:, 0] == np.arange(len(xx))
 
 
@@ -239,6 +241,7 @@ def retrieval_hits(xx: np.ndarray, en: np.ndarray) -> np.ndarray:
 def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
     """Run the probe; returns the run directory (results/align.json or results/align-pair.json)."""
     t0 = time.perf_counter()
+    device = resolve_device(config.device)
     refs = [resolve_model(m) for m in config.models]
     layers = [_resolve_layers(r, config.layers) for r in refs]
     inputs = [load_inputs(config, config.data[0] if config.data else None)]
@@ -247,11 +250,12 @@ def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
         _check_same_inputs(inputs[0], inputs[1], refs)
     labels = _labels(refs)
     run = rundir.create(out or default_out(labels), config, kind="probe", seed=config.seed,
-                        extra_meta={"command": "probe align", "models": [r.describe() for r in refs]})
+                        extra_meta={"command": "probe align", "models": [r.describe() for r in refs],
+                                    **device_meta(device)})
     try:
-        embs = [_Embedded(config, r, inp, ls) for r, inp, ls in zip(refs, inputs, layers)]
+        embs = [_Embedded(config, r, inp, ls, device) for r, inp, ls in zip(refs, inputs, layers)]
         if len(refs) == 1:
-            payload = _single(config, refs[0], inputs[0], layers[0], embs[0])
+            payload = _single(config, refs[0], inputs[0], layers[0], embs[0], faiss_gpu(device))
             name = "align"
         else:
             payload = _pair(config, refs, labels, inputs, layers, embs)
@@ -297,7 +301,8 @@ def _config_info(cfg: AlignConfig, inp: Inputs) -> dict:
             "bootstrap": cfg.bootstrap, "seed": cfg.seed}
 
 
-def _single(cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], emb: _Embedded) -> dict:
+def _single(cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], emb: _Embedded,
+            gpu: int | None = None) -> dict:
     langs = list(inp.sentences)
     cka_out: dict[str, dict] = {}
     ret_out: dict[str, dict] = {}
@@ -318,7 +323,7 @@ def _single(cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], emb
                     notes.append(f"{lang} layer {layer}: CKA undefined ({e})")
                     cv.append(None)
                     cc.append(None)
-                hits = retrieval_hits(xx[li], en[li]).astype(np.float64)
+                hits = retrieval_hits(xx[li], en[li], gpu).astype(np.float64)
                 rv.append(float(hits.mean()))
                 rc.append(C.percentile_interval(W.T @ hits / n))
                 bar.advance(1, lang=lang)
@@ -326,7 +331,8 @@ def _single(cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], emb
             ret_out[lang] = {"values": rv, "ci95": rc}
     mean = [_mean([cka_out[lang]["values"][i] for lang in langs]) for i in range(len(layers))]
     payload = {"kind": "align", "model": ref.describe(), "data": inp.data, "config": _config_info(cfg, inp),
-               "languages": langs, "layers": layers, "cka": cka_out, "retrieval": ret_out, "mean_cka": mean}
+               "languages": langs, "layers": layers, "cka": cka_out, "retrieval": ret_out, "mean_cka": mean,
+               "search_backend": faiss_backend(gpu)}
     if notes:
         payload["notes"] = notes
     return payload

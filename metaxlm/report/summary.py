@@ -281,6 +281,15 @@ def _what_this_shows(rows: list[Row]) -> list[str]:
     return out
 
 
+def _budget_warnings(col: Collection) -> list[str]:
+    """Pretraining runs whose budget repeated a language's corpus (recorded by the trainer)."""
+    out = []
+    for run in col.runs:
+        for w in (run.results.get("pretrain") or {}).get("warnings") or []:
+            out.append(f"**Budget warning** ({run.path.name}): {w}.")
+    return out
+
+
 def _notes(col: Collection, limit: int = 40) -> list[str]:
     out = []
     for e in col.entries + col.curves + col.pairs:
@@ -364,7 +373,7 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
                           "only: they show fine-tuning noise, not pretraining noise.")
     per_lang = _per_language(col, list(variants))
     comparisons = _comparisons(col)
-    shows = _what_this_shows(rows) + _collapse_sentences(per_lang)
+    shows = _budget_warnings(col) + _what_this_shows(rows) + _collapse_sentences(per_lang)
     presets = sorted({str(c["preset"]) for c in comparisons if c.get("preset")})
     if presets:
         shows = [x.replace("this run shows the pipeline", f"this run (preset {', '.join(presets)}) shows the pipeline")

@@ -1,7 +1,8 @@
 """Token streams, packed blocks, language sampling and masking.
 
 - Each language's training lines are tokenized (no special tokens) and concatenated into one stream
-  with ``</s>`` after every line. A block is ``<s>`` followed by ``seq_len - 1`` consecutive stream
+  with ``</s>`` after every line: the memory-mapped token files of :mod:`metaxlm.train.tokcache`
+  (any 1-D integer array works). A block is ``<s>`` followed by ``seq_len - 1`` consecutive stream
   tokens starting at a random offset: every position is real text (no padding), and lines are packed
   across boundaries, as in RoBERTa's FULL-SENTENCES format.
 - The language of each block is drawn from p(lang) ∝ (tokens of lang) ** alpha over the phase's
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaxlm.train.corpus import LangText
 from metaxlm.train.sampling import language_probs
 
 VAL_MASK_SEED = 777
@@ -27,31 +27,12 @@ VAL_MASK_SEED = 777
 
 @dataclass
 class Streams:
-    train: dict[str, np.ndarray]  # lang -> int32 token stream
+    train: dict[str, np.ndarray]  # lang -> token stream (a read-only memory map)
     val: dict[str, np.ndarray]
 
     @property
     def languages(self) -> list[str]:
         return list(self.train)
-
-
-def encode_lines(tokenizer, lines: list[str], eos_id: int) -> np.ndarray:
-    backend = tokenizer.backend_tokenizer
-    parts = []
-    for i in range(0, len(lines), 4096):
-        for enc in backend.encode_batch(lines[i:i + 4096], add_special_tokens=False):
-            ids = enc.ids
-            if ids:
-                parts.append(np.asarray(ids, dtype=np.int32))
-                parts.append(np.asarray([eos_id], dtype=np.int32))
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
-
-
-def build_streams(tokenizer, texts: dict[str, LangText]) -> Streams:
-    eos = tokenizer.eos_token_id
-    train = {lang: encode_lines(tokenizer, t.train, eos) for lang, t in texts.items()}
-    val = {lang: encode_lines(tokenizer, t.val, eos) for lang, t in texts.items()}
-    return Streams(train, val)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@
   ``checkpoint.json`` (step, tokens seen). Loadable by ``AutoModelForMaskedLM`` / ``AutoTokenizer``.
 - ``RUN/state/state.pt``: model, optimizer, schedule position, RNG states (torch, CUDA, numpy, python),
   the data position (the step: batches are a pure function of seed and step), log accumulators.
+  It holds only tensors and plain Python values (numpy's RNG state is stored as a tensor) and is
+  read with ``torch.load(weights_only=True)``, whose unpickler refuses every global outside torch's
+  tensor allow-list: a crafted state file cannot run code, it is refused with a UserError.
 
 Both are written to a temporary name and renamed, so a kill never leaves a half-written one.
 """
@@ -53,7 +56,10 @@ def save_checkpoint(model, tokenizer, directory: Path, info: dict[str, Any]) -> 
 def rng_state() -> dict[str, Any]:
     import torch
 
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(gauss)],
+             "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -63,7 +69,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     import torch
 
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -86,6 +93,17 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
+    """The saved training state; anything but tensors and plain values is refused (no code runs)."""
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=False)
+    from metaxlm.errors import UserError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a training state metaxlm can load safely ({first[:160]}); it was not "
+                        "loaded and no code in it ran; delete the state/ folder to restart the run from its "
+                        "beginning, or restore the file") from None

@@ -87,13 +87,17 @@ class TrainConfig:
     val_every: int = 200  # steps between validation passes (and at every phase end); 0 = phase ends only
     save_every: int = 100  # steps between full training states (RUN/state) for exact resume
     checkpoint_points: tuple[float, ...] = ()  # fractions of total_tokens: checkpoints tokens-<N>
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N (metaxlm.devices)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on GPU, fp32 on CPU
     threads: Optional[int] = None  # torch CPU threads (None = torch's default)
 
     def __post_init__(self):
         def bad(msg: str):
             raise ValueError(msg)
+
+        from metaxlm.devices import check_device
+
+        check_device(self.device)
 
         if not 0 <= self.meta_split <= 1:
             bad(f"meta_split must be in [0, 1], got {self.meta_split}")

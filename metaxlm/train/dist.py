@@ -2,9 +2,11 @@
 
 Launched by ``torchrun --nproc_per_node=N`` or ``accelerate launch`` (both set ``RANK``,
 ``WORLD_SIZE``, ``MASTER_ADDR``, ...), the trainer joins the process group (gloo on CPU, nccl on
-GPU). Every process builds the same global batch and trains on its own shard; gradients are summed
-over processes after the backward passes, so N processes compute the same update as one process
-with the same global batch. Only rank 0 writes files.
+GPU) and wraps the loss module in torch ``DistributedDataParallel``: every process builds the same
+global batch and trains on its own shard; DDP all-reduces the gradients in buckets while the last
+micro-batch's backward runs (``no_sync`` for the others, so gradient accumulation costs one
+reduction per step), so N processes compute the same update as one process with the same global
+batch. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -46,6 +48,25 @@ class DistEnv:
 
             dist.destroy_process_group()
             self.owns_group = False
+
+
+def wrap(module, env: DistEnv, device):
+    """``module`` in DistributedDataParallel when several processes run, else ``module`` itself."""
+    if env.world == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+
+
+def no_sync(engine, sync: bool):
+    """DDP's ``no_sync()`` for the micro-batches before the last one of a step."""
+    import contextlib
+
+    if sync or not hasattr(engine, "no_sync"):
+        return contextlib.nullcontext()
+    return engine.no_sync()
 
 
 def setup(device: str = "auto") -> DistEnv:

@@ -21,7 +21,6 @@ tokenizer into ``RUN/tokenizer``, and runs the phases step by step:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import time
@@ -33,20 +32,26 @@ import numpy as np
 
 from metaxlm import progress, rundir
 from metaxlm.config import to_dict
+from metaxlm.devices import autocast, device_meta, grad_scaler
 from metaxlm.errors import UserError
 from metaxlm.train import dist as _dist
-from metaxlm.train.batches import BatchMaker, MaskSpec, build_streams
+from metaxlm.train.batches import BatchMaker, MaskSpec, Streams
 from metaxlm.train.checkpoints import load_state, rng_state, save_checkpoint, save_state, set_rng_state
 from metaxlm.train.config import TrainConfig, load_train_config, with_updates
-from metaxlm.train.corpus import default_corpus_dir, file_digest, load_corpus, resolve_files
-from metaxlm.train.mlm import masked_lm_loss_sum
+from metaxlm.train.corpus import HFSource, default_corpus_dir, parse_source, resolve_files, scan
+from metaxlm.train.mlm import MaskedLoss, masked_lm_loss_sum
 from metaxlm.train.model import build_model, model_config, preset
 from metaxlm.train.regimes import Phase, lr_at, phase_at, resolve_phases
+from metaxlm.train.tokcache import describe as describe_tokens
+from metaxlm.train.tokcache import prepare_tokens
 from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, train_tokenizer
+
+REPEAT_WARN = 4.0  # a phase that repeats a language's corpus more often than this is warned about
 
 
 class TrainingDiverged(UserError):
     """The loss or the gradient became NaN/inf."""
+
 
 
 def resolve_config(config: TrainConfig) -> TrainConfig:
@@ -56,8 +61,14 @@ def resolve_config(config: TrainConfig) -> TrainConfig:
     for key in ("seq_len", "batch_size", "lr", "total_tokens"):
         if getattr(config, key) is None:
             changes[key] = p[key]
-    if config.corpus is None:
-        changes["corpus"] = default_corpus_dir()
+    corpus = default_corpus_dir() if config.corpus is None else config.corpus
+    # absolute paths, so that --resume works from any directory
+    if isinstance(corpus, dict):
+        corpus = {lang: v if str(v).startswith("hf:") else parse_source(v) for lang, v in corpus.items()}
+    elif not str(corpus).startswith("hf:"):
+        corpus = parse_source(corpus)
+    if corpus != config.corpus:
+        changes["corpus"] = corpus
     return with_updates(config, **changes) if changes else config
 
 
@@ -69,29 +80,77 @@ def default_out(regime: str) -> Path:
 @dataclass
 class Prepared:
     config: TrainConfig
-    texts: dict
     files: Any
     phases: list[Phase]
     tokens_per_step: int
     budget_steps: int
+    scans: dict  # lang -> ScanInfo (rank 0 only)
+    tokens: dict | None = None  # lang -> LangTokens, when the tokenizer was given (rank 0 only)
+    budget: dict | None = None  # epochs per phase and language, warnings
 
 
-def prepare(config: TrainConfig, world: int = 1) -> Prepared:
-    """Every check that can fail on the user's input, before anything is written."""
+def prepare(config: TrainConfig, env: _dist.DistEnv | None = None) -> Prepared:
+    """Every check that can fail on the user's input, before anything is written. Rank 0 also scans
+    the corpus (UTF-8, line counts, SHA256; remembered) and, when the tokenizer is given, prepares
+    the token cache, so that a corpus too small for one block is refused before the run exists."""
+    env = env or _dist.DistEnv()
+    world = env.world
     config = resolve_config(config)
     files = resolve_files(config.corpus, config.languages)
-    texts = load_corpus(files, config.val_fraction, config.val_max_lines)
+    _pick_device(config, env)  # --device cuda without a GPU: refused before anything is written
     if config.batch_size % (world * config.grad_accum):
         raise UserError(f"batch_size {config.batch_size} (global) must be a multiple of processes × grad_accum "
                         f"= {world} × {config.grad_accum}")
     tps = config.batch_size * config.seq_len
     phases = resolve_phases(config, files.languages, config.total_tokens, tps, config.lr)
+    tok = None
     if config.tokenizer is not None:
         tok = load_tokenizer(config.tokenizer)
         model_config(config.model, config.model_args, len(tok), config.seq_len)
     else:
         model_config(config.model, config.model_args, config.vocab_size, config.seq_len)
-    return Prepared(config, texts, files, phases, tps, max(1, round(config.total_tokens / tps)))
+    prep = Prepared(config, files, phases, tps, max(1, round(config.total_tokens / tps)), {})
+    if env.main:
+        prep.scans = {lang: _scan(src, lang) for lang, src in files.files.items()}
+        if tok is not None:
+            prep.tokens = prepare_tokens(files, tok, config.val_fraction, config.val_max_lines, scans=prep.scans)
+            prep.budget = budget(prep, prep.tokens)
+    return prep
+
+
+def _scan(src, lang: str):
+    with progress.task(f"scan {lang}", total=None if isinstance(src, HFSource) else src.stat().st_size) as bar:
+        return scan(src, lang, progress=lambda n: bar.advance(n))
+
+
+def budget(prep: Prepared, tokens: dict) -> dict:
+    """How often each phase repeats each language's corpus (expected epochs); refuses a corpus too
+    small for one block and warns (stderr, meta.json, results, report) above REPEAT_WARN."""
+    import sys
+
+    from metaxlm.train.sampling import language_probs
+
+    config = prep.config
+    for lang, t in tokens.items():
+        if t.train_tokens < config.seq_len:
+            raise UserError(f"corpus {t.source} ({lang}) has {t.train_tokens} training tokens, fewer than one block "
+                            f"of seq_len {config.seq_len}; give more text or a smaller --seq-len")
+    phases, warnings = [], []
+    per_block = config.seq_len - 1  # the first position of a block is <s>
+    for ph in prep.phases:
+        p = language_probs({lang: tokens[lang].train_tokens for lang in ph.languages}, config.alpha)
+        blocks = ph.steps * config.batch_size
+        epochs = {lang: round(blocks * p[lang] * per_block / tokens[lang].train_tokens, 4) for lang in ph.languages}
+        phases.append({"phase": ph.name, "epochs": epochs})
+        over = {lang: e for lang, e in epochs.items() if e > REPEAT_WARN}
+        if over:
+            worst = max(over, key=over.get)
+            warnings.append(f"phase {ph.name} repeats its corpus: {', '.join(f'{k} {v:.1f}×' for k, v in over.items())} "
+                            f"(more than {REPEAT_WARN:g} epochs; {worst} has {tokens[worst].train_tokens:,} training "
+                            f"tokens): results measure repetition as much as data; give more text or a smaller budget")
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return {"phases": phases, "warnings": warnings, "repeat_warn_epochs": REPEAT_WARN}
 
 
 def checkpoint_steps(config: TrainConfig, budget_steps: int, total_steps: int) -> dict[int, str]:
@@ -124,27 +183,12 @@ def make_optimizer(model, config: TrainConfig, device_type: str):
         return torch.optim.AdamW(_param_groups(model, config.weight_decay), foreach=True, **kw)
 
 
-def _autocast(device_type: str, precision: str):
-    import torch
-
-    if device_type != "cuda" or precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
 def _pick_device(config: TrainConfig, env: _dist.DistEnv):
-    import torch
+    """(torch.device, precision): one GPU per process (its local rank) in a multi-process run."""
+    from metaxlm.devices import pick_precision, resolve_device
 
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda was asked for but no GPU is available; use --device cpu")
-    if config.device in ("auto", "cuda") and torch.cuda.is_available():
-        device = torch.device("cuda", env.local_rank if env.world > 1 else torch.cuda.current_device())
-        precision = config.precision
-        if precision == "auto":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return device, precision
-    return torch.device("cpu"), "fp32"
+    device = resolve_device(config.device, index=env.local_rank if env.world > 1 else None)
+    return device, pick_precision(device, config.precision)
 
 
 def evaluate(model, maker: BatchMaker, languages: list[str], n_blocks: int, device, precision: str,
@@ -168,7 +212,7 @@ def evaluate(model, maker: BatchMaker, languages: list[str], n_blocks: int, devi
                 if n == 0:
                     continue
                 lab = labels[count: count + n]
-                with _autocast(device.type, precision):
+                with autocast(device, precision):
                     s = masked_lm_loss_sum(model, torch.from_numpy(inputs[i:i + batch]).to(device),
                                            torch.from_numpy(m).to(device), torch.from_numpy(lab).to(device))
                 total += float(s)
@@ -222,7 +266,7 @@ def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
         config = load_train_config(out / "config.yaml")
     elif not isinstance(config, TrainConfig):
         config = load_train_config(config)
-    prep = prepare(config, env.world)
+    prep = prepare(config, env)
     config = prep.config
     if out is None:
         out = env.broadcast(default_out(config.regime))
@@ -231,7 +275,8 @@ def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
     # -- the run directory (rank 0 writes; the others wait) ---------------------------------------
     run = rundir.RunDir(out)
     if env.main:
-        data = {"files": {lang: {"path": str(p), "sha256": file_digest(p)} for lang, p in prep.files.files.items()}}
+        data = {"files": {lang: {"path": str(p), "sha256": prep.scans[lang].sha256}
+                          for lang, p in prep.files.files.items()}}
         run = rundir.create(out, config, kind="train", seed=config.seed, resume=resume,
                             extra_meta={"regime": config.regime, "world_size": env.world, "data": data})
         if resume:
@@ -299,7 +344,16 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
     mcfg = model_config(config.model, config.model_args, len(tokenizer), config.seq_len)
     device, precision = _pick_device(config, env)
 
-    streams = build_streams(tokenizer, prep.texts)
+    tokens = prep.tokens
+    if tokens is None:  # the tokenizer was trained by this run: the cache is prepared now
+        tokens = prepare_tokens(prep.files, tokenizer, config.val_fraction, config.val_max_lines,
+                                build=env.main, scans=prep.scans)
+        if env.main:
+            prep.budget = budget(prep, tokens)
+    if env.main:
+        run.update_meta(data={**run.meta.get("data", {}), "tokens": describe_tokens(tokens)},
+                        budget=prep.budget, **device_meta(device, precision))
+    streams = Streams({lang: t.train for lang, t in tokens.items()}, {lang: t.val for lang, t in tokens.items()})
     languages = streams.languages
     spec = MaskSpec(config.mask_prob, config.mask_replace, config.mask_random, tokenizer.mask_token_id,
                     len(tokenizer), tuple(sorted({tokenizer.bos_token_id, tokenizer.eos_token_id,
@@ -310,8 +364,9 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
 
     model = build_model(mcfg, config.seed).to(device)
     model.train()
+    engine = _dist.wrap(MaskedLoss(model), env, device)  # DDP over processes, the plain module alone
     optimizer = make_optimizer(model, config, device.type)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    scaler = grad_scaler(precision)
     torch.manual_seed(config.seed * 1000 + 17 + env.rank)  # dropout stream of this process
 
     total_steps = phases[-1].end if phases else 0
@@ -409,23 +464,18 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
                 x = torch.from_numpy(inputs[lo:hi]).to(device, non_blocking=True)
                 m = torch.from_numpy(masked[lo:hi]).to(device, non_blocking=True)
                 y = torch.from_numpy(labels[label_offsets[lo]:label_offsets[hi]]).to(device, non_blocking=True)
-                with _autocast(device.type, precision):
-                    s = masked_lm_loss_sum(model, x, m, y)
-                loss = s / n_masked
+                # gradients are reduced over processes once per step, in the last micro-batch's backward
+                sync = a == config.grad_accum - 1
+                with _dist.no_sync(engine, sync), autocast(device, precision):
+                    s = engine(x, m, y)
+                    # DDP averages over processes: scale so that the result is the global sum / n_masked
+                    loss = s * env.world / n_masked
                 (scaler.scale(loss) if scaler is not None else loss).backward()
                 loss_sum += s.detach()
             if env.world > 1:
                 import torch.distributed as dist
 
-                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-                flat = torch.cat([g.reshape(-1) for g in grads])
-                dist.all_reduce(flat)
                 dist.all_reduce(loss_sum)
-                o = 0
-                for p, g in zip(params, grads):
-                    n = g.numel()
-                    p.grad = flat[o:o + n].view_as(p).clone() if p.grad is None else p.grad.copy_(flat[o:o + n].view_as(p))
-                    o += n
             if scaler is not None:
                 scaler.unscale_(optimizer)
             gnorm = torch.nn.utils.clip_grad_norm_(params, config.clip if config.clip > 0 else float("inf"))
@@ -480,7 +530,10 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
         wall = time.time() - t_start
         run.write_result("pretrain", {
             "kind": "pretrain", "regime": config.regime, "seed": config.seed,
-            "phases": [ph.describe(tps) for ph in phases],
+            "phases": [{**ph.describe(tps), "epochs": b["epochs"]}
+                       for ph, b in zip(phases, (prep.budget or {}).get("phases", [{}] * len(phases)))],
+            "warnings": (prep.budget or {}).get("warnings", []),
+            "data": describe_tokens(tokens),
             "tokens_seen": {lang: n for lang, n in by_lang.items()},
             "final_val_loss": last_val, "checkpoints": checkpoints, "wall_seconds": wall,
             "config": to_dict(config), "model_config": {k: getattr(mcfg, k) for k in (

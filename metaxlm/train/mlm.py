@@ -67,6 +67,17 @@ def masked_lm_loss_sum(model, input_ids: torch.Tensor, masked: torch.Tensor, lab
     return F.cross_entropy(logits.float(), labels, reduction="sum")
 
 
+class MaskedLoss(torch.nn.Module):
+    """:func:`masked_lm_loss_sum` of ``model`` as a module's forward, so that DDP can wrap it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, masked, labels):
+        return masked_lm_loss_sum(self.model, input_ids, masked, labels)
+
+
 def full_forward_loss_sum(model, input_ids, masked, labels) -> torch.Tensor:
     """The reference: the plain model forward with full-vocabulary logits everywhere."""
     lab = torch.full_like(input_ids, -100)

@@ -18,24 +18,32 @@ from typing import Iterator
 import numpy as np
 
 from metaxlm.errors import UserError
-from metaxlm.train.corpus import CorpusSpec, LangText, load_corpus, resolve_files
+from metaxlm.train.corpus import CorpusSpec, LangText, resolve_files
 from metaxlm.train.sampling import language_probs
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 N_SPECIAL = len(SPECIAL_TOKENS)
 
 
-def sample_lines(texts: dict[str, LangText], alpha: float, max_lines: int, seed: int) -> list[str]:
-    """Lines for tokenizer training: ``max_lines`` in all, languages in proportion p(lang) ∝ size^alpha."""
-    sizes = {lang: sum(len(s) for s in t.train) for lang, t in texts.items()}
+def sample_lines(texts: dict[str, LangText], alpha: float, max_lines: int, seed: int,
+                 totals: dict[str, tuple[float, int]] | None = None) -> list[str]:
+    """Lines for tokenizer training: ``max_lines`` in all, languages in proportion p(lang) ∝ size^alpha.
+
+    ``totals`` gives (characters, lines) of a language's whole training text when ``texts`` holds
+    only a uniform sample of it (large corpora)."""
+    totals = dict(totals or {})
+    for lang, t in texts.items():
+        totals.setdefault(lang, (float(sum(len(s) for s in t.train)), len(t.train)))
+    sizes = {lang: totals[lang][0] for lang in texts}
+    n_all = sum(totals[lang][1] for lang in texts)
     probs = language_probs(sizes, alpha)
-    total = min(max_lines, sum(len(t.train) for t in texts.values()))
+    total = min(max_lines, n_all)
     rng = np.random.default_rng(seed)
     out: list[str] = []
     for lang, t in texts.items():
         # the line count that gives this language its share of characters
-        chars_wanted = probs[lang] * sum(sizes.values()) * total / sum(len(x.train) for x in texts.values())
-        mean_len = sizes[lang] / len(t.train)
+        chars_wanted = probs[lang] * sum(sizes.values()) * total / n_all
+        mean_len = sizes[lang] / totals[lang][1]
         k = max(1, int(round(chars_wanted / mean_len)))
         reps, rest = divmod(k, len(t.train))
         idx = np.concatenate([np.tile(np.arange(len(t.train)), reps),
@@ -43,6 +51,40 @@ def sample_lines(texts: dict[str, LangText], alpha: float, max_lines: int, seed:
         out.extend(t.train[i] for i in idx)
     order = rng.permutation(len(out))
     return [out[i] for i in order]
+
+
+IN_MEMORY_BYTES = 256 << 20  # a language's file up to this size is read whole (exact sample); larger: streamed
+
+
+def tokenizer_texts(files, max_lines: int, seed: int, val_fraction: float, val_max_lines: int):
+    """Training lines per language for the tokenizer, in bounded memory: a small file is read whole;
+    a larger one (or a dataset) is streamed once and only a uniform sample of ``max_lines`` of its
+    training lines is kept. Returns (texts, totals) for :func:`sample_lines`."""
+    from metaxlm.train.corpus import iter_line_chunks, read_lines, scan, split_lines, val_indices
+
+    texts, totals = {}, {}
+    for lang, src in files.files.items():
+        info = scan(src, lang)
+        if isinstance(src, Path) and info.n_bytes <= IN_MEMORY_BYTES:
+            texts[lang] = split_lines(lang, src, read_lines(src), val_fraction, val_max_lines)
+            continue
+        val = set(val_indices(lang, info.n_lines, val_fraction, val_max_lines).tolist())
+        n_train = info.n_lines - len(val)
+        rng = np.random.default_rng([seed, int.from_bytes(lang.encode(), "little")])
+        want = np.sort(rng.choice(n_train, size=min(max_lines, n_train), replace=False))
+        picked, chars, train_no, w, line_no = [], 0, 0, 0, 0
+        for chunk in iter_line_chunks(src):
+            for line in chunk:
+                if line_no not in val:
+                    if w < len(want) and want[w] == train_no:
+                        picked.append(line)
+                        chars += len(line)
+                        w += 1
+                    train_no += 1
+                line_no += 1
+        texts[lang] = LangText(lang, src, picked, [])
+        totals[lang] = (chars / max(len(picked), 1) * n_train, n_train)
+    return texts, totals
 
 
 def _build(model_type: str, vocab_size: int, lines: list[str]):
@@ -134,8 +176,8 @@ def train_tokenizer(corpus: CorpusSpec, out: str | Path, vocab_size: int = 16000
     if vocab_size <= N_SPECIAL + 10:
         raise UserError(f"vocab_size {vocab_size} is too small")
     files = resolve_files(corpus, languages)
-    texts = load_corpus(files, val_fraction, val_max_lines)
-    lines = sample_lines(texts, alpha, max_lines, seed)
+    texts, totals = tokenizer_texts(files, max_lines, seed, val_fraction, val_max_lines)
+    lines = sample_lines(texts, alpha, max_lines, seed, totals)
     tok = _build(model_type, vocab_size, lines)
     fast = wrap_fast(tok)
     out.parent.mkdir(parents=True, exist_ok=True)
