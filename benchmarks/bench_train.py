@@ -14,6 +14,12 @@ the losses along the way, and the achieved FLOP/s against a measured float32 mat
 
     python benchmarks/bench_train.py                    # default benchmark corpus, demo preset
     python benchmarks/bench_train.py --corpus DIR --steps 60 --threads 2
+    python benchmarks/bench_train.py --contention       # metaxlm alone vs next to one busy process
+
+``--contention`` runs metaxlm's side in fresh processes: alone and next to one busy process (a
+pure-Python spin loop on one core), under metaxlm's default OpenMP wait policy (PASSIVE, set when
+metaxlm is imported first) and under OpenMP's own default (ACTIVE, spinning), and prints tokens/s and
+the busy/quiet share side by side.
 """
 
 from __future__ import annotations
@@ -49,17 +55,25 @@ def synthetic_corpus(root: Path, lines: int = 20000, seed: int = 0) -> Path:
     return root
 
 
-def matmul_peak(threads: int, n: int = 1024, reps: int = 20) -> float:
+def matmul_peak(threads: int, device: str = "cpu", n: int | None = None, reps: int = 20) -> float:
+    """The best of three timings of ``reps`` square matrix products: float32 on the CPU (n 1024), bf16
+    on a GPU (n 8192, random data, synchronised)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    cuda = device.startswith("cuda")
+    n = n or (8192 if cuda else 1024)
+    dtype = torch.bfloat16 if cuda else torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(3):
         a @ b
+    sync()
     best = 0.0
     for _ in range(3):
         t = time.perf_counter()
         for _ in range(reps):
             a @ b
+        sync()
         best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t))
     return best
 
@@ -90,12 +104,18 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vocab-size", type=int, default=16000)
     ap.add_argument("--only", choices=["metaxlm", "hf"], default=None)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | auto: both sides run there (bf16 on a GPU "
+                    "that has it, the peak is then a bf16 matmul)")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
+    ap.add_argument("--contention", action="store_true", help="metaxlm alone vs next to one busy process")
     args = ap.parse_args()
+    if args.contention:
+        return contention(args)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    from metaxlm.devices import pick_precision, resolve_device
     from metaxlm.paths import default_benchmark_dir
     from metaxlm.train import TrainConfig, train, train_tokenizer
     from metaxlm.train.loop import resolve_config
@@ -118,13 +138,20 @@ def main() -> int:
     tokens_per_step = seq_len * batch
     cfg = resolve_config(TrainConfig(
         regime="single", corpus=corpus, tokenizer=tok_dir, model=args.preset, total_tokens=args.steps * tokens_per_step,
-        log_every=args.log_every, val_every=0, val_blocks=1, save_every=10 ** 9, seed=0, warmup=0.1))
+        log_every=args.log_every, val_every=0, val_blocks=1, save_every=10 ** 9, seed=0, warmup=0.1,
+        device="cuda" if str(args.device).startswith("cuda") else args.device))
+    device = resolve_device(cfg.device)
+    precision = pick_precision(device, "auto")
     mcfg = model_config(args.preset, {}, len(tok), seq_len)
-    peak = matmul_peak(args.threads)
+    peak = matmul_peak(args.threads, str(device))
     out: dict = {"preset": args.preset, "threads": args.threads, "steps": args.steps, "seq_len": seq_len,
-                 "batch_size": batch, "vocab_size": len(tok), "matmul_peak_flops": peak}
+                 "batch_size": batch, "vocab_size": len(tok), "matmul_peak_flops": peak, "device": str(device),
+                 "precision": precision}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
     print(f"model: {mcfg.num_hidden_layers} layers, hidden {mcfg.hidden_size}, vocab {len(tok)}, "
-          f"seq {seq_len}, batch {batch}; matmul peak {peak / 1e9:.1f} GFLOP/s", flush=True)
+          f"seq {seq_len}, batch {batch}; device {device} ({precision}); matmul peak {peak / 1e12:.3f} TFLOP/s "
+          f"({'bf16' if device.type == 'cuda' else 'fp32'})", flush=True)
 
     # (a) metaxlm ------------------------------------------------------------------------------
     if args.only in (None, "metaxlm"):
@@ -172,6 +199,8 @@ def main() -> int:
                 self.t, self.c = [], []
 
             def on_step_end(self, a, state, control, **kw):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
                 self.t.append(time.perf_counter())
                 self.c.append(time.process_time())
 
@@ -181,7 +210,8 @@ def main() -> int:
             output_dir=str(work / "hf"), per_device_train_batch_size=batch, max_steps=args.steps,
             learning_rate=cfg.lr, warmup_steps=max(1, int(0.1 * args.steps)), weight_decay=cfg.weight_decay,
             adam_beta1=cfg.adam_betas[0], adam_beta2=cfg.adam_betas[1], adam_epsilon=cfg.adam_eps,
-            max_grad_norm=cfg.clip, logging_steps=1, report_to=[], save_strategy="no", use_cpu=True,
+            max_grad_norm=cfg.clip, logging_steps=1, report_to=[], save_strategy="no",
+            use_cpu=device.type == "cpu", bf16=precision == "bf16", fp16=precision == "fp16",
             dataloader_num_workers=0, disable_tqdm=True, seed=0)
         times = Times()
         trainer = Trainer(model=model, args=targs, train_dataset=blocks, callbacks=[times],
@@ -215,6 +245,48 @@ def main() -> int:
             print(f"  steps {i * e + 1:4d}-{min((i + 1) * e, args.steps):4d}: {x:.3f} | {y:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def contention(args) -> int:
+    """metaxlm's tokens/s alone and next to one busy process, per OpenMP wait policy, side by side."""
+    import subprocess
+
+    work = Path(tempfile.mkdtemp(prefix="bench-contention-"))
+    tok = args.tokenizer
+    if tok is None:
+        from metaxlm.paths import default_benchmark_dir
+        from metaxlm.train import train_tokenizer
+
+        corpus = Path(args.corpus) if args.corpus else default_benchmark_dir() / "corpus"
+        tok = str(train_tokenizer(corpus, work / "tok", vocab_size=args.vocab_size, max_lines=100_000))
+    rows = []
+    for policy in ("PASSIVE", "ACTIVE"):
+        for busy in (False, True):
+            env = {**os.environ, "OMP_WAIT_POLICY": policy}
+            out = work / f"{policy}-{busy}.json"
+            cmd = [sys.executable, __file__, "--only", "metaxlm", "--preset", args.preset, "--steps", str(args.steps),
+                   "--warmup-steps", str(args.warmup_steps), "--threads", str(args.threads), "--tokenizer", tok,
+                   "--json", str(out)] + (["--corpus", args.corpus] if args.corpus else [])
+            spin = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            finally:
+                if spin is not None:
+                    spin.kill()
+                    spin.wait()
+            rows.append((policy, busy, json.loads(out.read_text())["metaxlm"]["tokens_per_s"]))
+            print(f"OMP_WAIT_POLICY={policy:7s} {'one busy process' if busy else 'quiet':16s} "
+                  f"{rows[-1][2]:9,.0f} tokens/s", flush=True)
+    print(f"\n| OpenMP wait policy | quiet tokens/s | with one busy process | busy / quiet |")
+    print("|---|---|---|---|")
+    for policy in ("PASSIVE", "ACTIVE"):
+        q, b = [r[2] for r in rows if r[0] == policy]
+        print(f"| {policy}{' (metaxlm default)' if policy == 'PASSIVE' else ' (OpenMP default)'} | {q:,.0f} | "
+              f"{b:,.0f} | {b / q:.0%} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps([{"policy": p, "busy": b, "tokens_per_s": t} for p, b, t in rows],
+                                              indent=2) + "\n")
     return 0
 
 

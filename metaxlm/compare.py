@@ -117,6 +117,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "seeds": (0, 1),
         "curves": True,
     },
+    # The comparison step of scripts/gpu_check.sh: about four minutes of one GPU (single, meta and the
+    # none control; topic, Tatoeba and CKA; the report). Not yet timed on a GPU (see README).
+    "gpu-check": {
+        "regimes": ("single", "meta", "none"),
+        "analyses": ("topic", "tatoeba", "align"),
+        "controls": False,
+        "tokenizer": {"vocab_size": 16000, "max_lines": 100_000},
+        "train": {"model": "small", "total_tokens": 3_000_000, "val_every": 200, "save_every": 500},
+        "topic": {"seeds": 3},
+        "tatoeba": {"max_pairs": 1000},
+        "align": {"max_sentences": 1000, "bootstrap": 200},
+    },
 }
 
 
@@ -289,6 +301,8 @@ def _train_tokenizer(config: CompareConfig, bench: Path, out: Path) -> None:
 
     if out.exists():
         shutil.rmtree(out)
+    for tmp in out.parent.glob(f".{out.name}.*"):  # the temporary directory of a killed tokenizer step
+        shutil.rmtree(tmp, ignore_errors=True)  # (this process holds the comparison's lock)
     options = {"alpha": config.train.get("alpha", 0.3), "languages": _train_languages(config), **config.tokenizer}
     train_tokenizer(_corpus(config, bench), out, seed=min(config.seeds), **options)
 
@@ -362,6 +376,7 @@ def _record(cmp: Path, step_id: str, **fields: Any) -> None:
 def _replace(cmp: Path, step: Step, stamp: str) -> None:
     """Move a step's old output to CMP/replaced/<stamp>/ (finished runs are never overwritten)."""
     if step.out.exists():
+        rundir.check_not_in_use(step.out)
         dest = cmp / "replaced" / stamp / step.out.relative_to(cmp)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(step.out), str(dest))
@@ -374,6 +389,7 @@ def _run_step(cmp: Path, step: Step, forced: bool, stamp: str) -> None:
         _record(cmp, step.id, status="done", skipped=True)
         return
     if step.out.exists() and not step.resumable:
+        rundir.check_not_in_use(step.out)  # never under a live writer's feet
         shutil.rmtree(step.out)  # an interrupted analysis: its partial output is redone
     t0 = time.time()
     _record(cmp, step.id, status="running", started_at=rundir.now(), out=str(step.out.relative_to(cmp)))
@@ -406,6 +422,20 @@ def _forced(steps: list[Step], force: tuple[str, ...], strict: bool = True) -> s
     return chosen
 
 
+# TrainConfig keys that plan_training sets per run (a train.KEY given with --set/--config would be
+# silently overridden), and where each is chosen instead.
+_SET_PER_STEP = {
+    "regime": "regimes are chosen with --regimes (e.g. --regimes single,meta)",
+    "seed": "pretraining seeds are chosen with --seeds (e.g. --seeds 0,1,2)",
+    "corpus": "the pretraining corpus is chosen with --corpus",
+    "languages": "languages are chosen with --languages",
+    "tokenizer": "every regime uses the comparison's shared tokenizer (set it with --set tokenizer.KEY=VALUE)",
+    "vocab_size": "the shared tokenizer's vocabulary is --set tokenizer.vocab_size=N",
+    "tokenizer_type": "the shared tokenizer's type is --set tokenizer.model_type=unigram|bpe",
+    "tokenizer_max_lines": "the shared tokenizer's sample is --set tokenizer.max_lines=N",
+}
+
+
 def validate(config: CompareConfig) -> None:
     """Build every inner config once, so a bad key fails before anything is written."""
     from metaxlm.eval.bucc import BuccConfig
@@ -414,6 +444,13 @@ def validate(config: CompareConfig) -> None:
     from metaxlm.probe.align import AlignConfig
     from metaxlm.train import load_train_config
 
+    for key, where in _SET_PER_STEP.items():  # compare sets these itself for every training run
+        if key in config.train:
+            raise UserError(f"compare.train.{key}: compare sets it for every training run, so it would be ignored; "
+                            f"{where}")
+    if config.curves and "checkpoint_points" in config.train:
+        raise UserError("compare.train.checkpoint_points: with --curves the checkpoints are curve_points, so it "
+                        "would be ignored; set --set 'curve_points=[0.25,0.5]' instead")
     train = _with_device(config, "train")
     if str(train["device"]).startswith("cuda:"):
         raise UserError(f"--device {train['device']}: pretraining (metaxlm train) takes auto, cpu or cuda; "
@@ -436,20 +473,125 @@ def validate(config: CompareConfig) -> None:
     if bad:
         raise UserError(f"compare.tokenizer: unknown key {sorted(bad)[0]!r}; known keys are: "
                         "alpha, max_lines, model_type, vocab_size")
+    _validate_inputs(config)
 
 
-def compare(config: CompareConfig, out: str | Path, *, force: tuple[str, ...] = ()) -> Path:
-    """Run (or resume) a comparison into ``out``; returns the path of the HTML report."""
-    cmp = Path(out)
-    validate(config)
+def _validate_inputs(config: CompareConfig) -> None:
+    """What the steps would otherwise find out late (after the tokenizer and every regime trained):
+    regime names, the benchmark, extra tasks and their data, extra models, the tokenizer's settings."""
+    from metaxlm.eval.tasks import TASKS
+    from metaxlm.models import load_config, resolve_model
+    from metaxlm.train.regimes import BUILTIN
+    from metaxlm.train.tokenizer import N_SPECIAL
+
+    if not config.train.get("phases"):  # custom phases (train.phases) make any regime name valid
+        for regime in config.regimes:
+            if regime not in BUILTIN:
+                raise UserError(f"--regimes: regime {regime!r} is unknown; choose from {', '.join(BUILTIN)} "
+                                "(or define train.phases in a --config file)")
+    twice = sorted({r for r in config.regimes if config.regimes.count(r) > 1})
+    if twice:
+        raise UserError(f"--regimes: {twice[0]!r} is named twice")
+    if config.data is not None:
+        bench = Path(config.data)
+        if not bench.is_dir():
+            raise UserError(f"--data {bench}: the directory does not exist; build a benchmark with "
+                            "`metaxlm data build` or omit --data")
+        if not (bench / "corpus").is_dir():
+            raise UserError(f"--data {bench}: not a metaxlm benchmark (no corpus/ directory); "
+                            "build one with `metaxlm data build` or omit --data")
+    for name, data_dir in config.tasks.items():
+        if name not in TASKS:
+            raise UserError(f"--task {name}={data_dir}: unknown task {name!r}; choose one of {', '.join(TASKS)}")
+        if name == "topic" and "topic" in config.analyses:  # both would write eval/topic/<model>
+            raise UserError(f"--task topic={data_dir}: topic is already the comparison's own task (on --data); "
+                            "give another task, or drop topic from analyses")
+        if not str(data_dir).startswith("hf:") and not Path(data_dir).expanduser().is_dir():
+            raise UserError(f"--task {name}={data_dir}: data directory {Path(data_dir).expanduser()} does not exist")
+    for spec in config.models:
+        try:
+            ref = resolve_model(spec)  # a path that does not exist, a directory that is not a model
+            load_config(ref)  # an unreadable config.json, or a hub id with no hub reachable
+        except UserError as e:
+            raise UserError(f"--model {spec}: {e}") from None
+    tok = config.tokenizer
+    vocab = tok.get("vocab_size")
+    if vocab is not None:
+        if not isinstance(vocab, int) or isinstance(vocab, bool):
+            raise UserError(f"compare.tokenizer.vocab_size: expected an integer, got {vocab!r}")
+        if not N_SPECIAL + 10 < vocab <= 1_000_000:
+            raise UserError(f"compare.tokenizer.vocab_size {vocab} is not a usable vocabulary size: give more than "
+                            f"{N_SPECIAL + 10} (the {N_SPECIAL} special tokens and room for text) and at most 1000000")
+    if tok.get("model_type", "unigram") not in ("unigram", "bpe"):
+        raise UserError(f"compare.tokenizer.model_type {tok['model_type']!r}: choose unigram or bpe")
+    max_lines = tok.get("max_lines")
+    if max_lines is not None and (not isinstance(max_lines, int) or isinstance(max_lines, bool) or max_lines < 1):
+        raise UserError(f"compare.tokenizer.max_lines: expected a positive integer, got {max_lines!r}")
+    alpha = tok.get("alpha")
+    if alpha is not None and (not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha < 0):
+        raise UserError(f"compare.tokenizer.alpha: expected a number >= 0, got {alpha!r}")
+
+
+def _check_force(cmp: Path, config: CompareConfig, force: tuple[str, ...]) -> None:
+    """Every ``--force`` name must name a step: checked before anything is written (so that a typo
+    cannot mark a finished comparison failed)."""
     kinds = {"tokenizer", "train", "align-pair", "report", "data", *ANALYSES, *config.tasks}
     for f in force:
         if f.split(":", 1)[0].split("@", 1)[0] not in kinds:
             raise UserError(f"--force {f}: no such step; steps are: {', '.join(sorted(kinds))} "
                             "(or a full id such as train:meta-s0)")
-    _check_same_config(cmp, config)
-    if cmp.exists() and any(cmp.iterdir()) and not (cmp / "config.yaml").is_file():
+        if f == "data":
+            raise UserError("--force data: rebuild the benchmark with `metaxlm data build` first; "
+                            "compare then uses the rebuilt files")
+    names = [f for f in force if f != "report"]
+    if not names:
+        return
+    bench = Path(config.data) if config.data is not None else cmp / ".benchmark"  # only named in step configs
+    training = plan_training(cmp, config, bench)
+    steps = training.steps + plan_analyses(training)  # intermediate checkpoints: those already on disk
+    ids = [s.id for s in steps]
+    by_id = {s.id: s for s in steps}
+
+    def hits(f: str) -> bool:
+        return any(i == f or i.split(":", 1)[0] == f or i.startswith(f + ":") or i.startswith(f + "@") for i in ids)
+
+    for f in names:
+        if hits(f):
+            continue
+        if "@" in f and config.curves:  # an intermediate checkpoint of a run not trained yet
+            pre = f.split("@", 1)[0]
+            train = by_id.get(f"train:{pre.split(':', 1)[1]}") if ":" in pre else None
+            if train is not None and not train.is_done() and hits(pre):
+                continue
+        raise UserError(f"--force {f}: no such step in this comparison; steps are: "
+                        f"{', '.join(sorted({i.split(':')[0] for i in ids}))} (or a full id such as "
+                        f"{next((i for i in ids if i.startswith('train:')), 'train:meta-s0')})")
+
+
+def _check_is_comparison(cmp: Path) -> None:
+    if rundir.has_content(cmp) and not (cmp / "config.yaml").is_file():
         raise UserError(f"{cmp} exists and is not a comparison directory; choose a new --out")
+
+
+def compare(config: CompareConfig, out: str | Path, *, force: tuple[str, ...] = ()) -> Path:
+    """Run (or resume) a comparison into ``out``; returns the path of the HTML report."""
+    from metaxlm.paths import check_output
+
+    cmp = check_output(out, "comparison directory")
+    # every check before the first write: a refused command leaves nothing behind (and no config.yaml
+    # that would make the corrected rerun "different settings")
+    validate(config)
+    _check_force(cmp, config, force)
+    _check_same_config(cmp, config)
+    _check_is_comparison(cmp)
+    # one writer per comparison directory (CMP/.lock); its steps lock their own run directories
+    with rundir.locked(cmp):
+        _check_same_config(cmp, config)  # again, under the lock
+        _check_is_comparison(cmp)
+        return _compare_locked(cmp, config, force)
+
+
+def _compare_locked(cmp: Path, config: CompareConfig, force: tuple[str, ...]) -> Path:
     cmp.mkdir(parents=True, exist_ok=True)
     if not (cmp / "config.yaml").is_file():
         rundir.atomic_write_text(cmp / "config.yaml", cfg.dump_yaml(config))

@@ -3,11 +3,19 @@
 Every entry point declares one frozen dataclass. :func:`build` turns a mapping into it, rejecting
 unknown keys and wrong types with a :class:`~metaxlm.errors.UserError` that names the key;
 :func:`to_dict` turns it back into plain data for ``config.yaml``.
+
+Numbers: a ``float`` field takes any finite number (an int too); NaN and ±inf (YAML ``.nan``,
+``.inf``, CLI ``nan``) are refused unless the field allows them with ``metadata=NONFINITE``. The
+ranges that make sense (a positive learning rate, a probability in [0, 1], ...) are each config's
+own ``__post_init__`` checks; a ``ValueError``/``TypeError`` raised there becomes a UserError
+naming the config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -18,6 +26,8 @@ import yaml
 from metaxlm.errors import UserError
 
 T = TypeVar("T")
+
+NONFINITE = {"nonfinite": True}  # field(metadata=NONFINITE): this float field accepts NaN and ±inf
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -50,7 +60,8 @@ def build(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
         )
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}")
+        finite = not fields[name].metadata.get("nonfinite", False)
+        kwargs[name] = _coerce(value, hints[name], f"{where}.{name}", finite)
     missing = [
         n for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -67,7 +78,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _coerce(value: Any, tp: Any, where: str, finite: bool = True) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -80,7 +91,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, where)
+                return _coerce(value, arg, where, finite)
             except UserError as e:
                 errors.append(str(e))
         raise UserError(errors[0] if len(errors) == 1 else
@@ -93,13 +104,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
         item_tp = args[0] if args else Any
-        items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [_coerce(v, item_tp, f"{where}[{i}]", finite) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
             raise UserError(f"{where}: expected a mapping, got {type(value).__name__}")
         kt, vt = args if args else (Any, Any)
-        return {_coerce(k, kt, f"{where} key"): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+        return {_coerce(k, kt, f"{where} key", finite): _coerce(v, vt, f"{where}.{k}", finite)
+                for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -116,8 +128,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            hint = ""
+            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?[eE][+-]?\d+", value.strip()):
+                hint = f" (YAML reads {value} as a string: write it with a dot, e.g. 1.0e-3)"
+            raise UserError(f"{where}: expected a number, got {value!r}{hint}")
+        try:
+            number = float(value)
+        except OverflowError:
+            raise UserError(f"{where}: {str(value)[:12]}... ({len(str(value))} digits) is too large for a "
+                            "number") from None
+        if finite and not math.isfinite(number):
+            raise UserError(f"{where}: expected a finite number, got {value!r}; NaN and infinity are not allowed")
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise UserError(f"{where}: expected a string, got {value!r}")

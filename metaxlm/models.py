@@ -13,12 +13,12 @@ A model spec is one of:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metaxlm.errors import UserError
+from metaxlm.errors import UserError, one_line
+from metaxlm.paths import read_json
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,45 @@ def _run_ref(spec: str, run: Path, phase: str | None) -> ModelRef:
         raise UserError(f"{run}: no checkpoint {name!r} (available: {have}); pick one with RUN@PHASE")
     meta = {}
     if (run / "meta.json").is_file():
-        meta = json.loads((run / "meta.json").read_text(encoding="utf-8"))
+        meta = read_json(run / "meta.json", what="run's meta.json",
+                         fix="the run directory is damaged; train it again or restore the file")
+    check_weights(ckpts / name)
     label = run.name if name == "final" else f"{run.name}@{name}"
     return ModelRef(spec=spec, path=str(ckpts / name), source="run", phase=name, run_dir=str(run),
                     revision=meta.get("git_sha"), label=label)
 
 
+def check_weights(directory: Path) -> None:
+    """Every ``*.safetensors`` file of a model directory must have a sound header (it is read, not the
+    weights: milliseconds): a truncated or corrupt file is a UserError naming it, before any run
+    directory is made. A sharded model's index must be a JSON object."""
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        read_json(index, what="weights index", fix="save the model again (save_pretrained) or copy it again")
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        return
+    from safetensors import safe_open
+
+    for f in files:
+        try:
+            with safe_open(str(f), framework="numpy"):
+                pass
+        except Exception as e:  # safetensors raises its own SafetensorError (and OSError)
+            if not (_is_library_error(e) or isinstance(e, OSError)):
+                raise
+            raise UserError(f"corrupt or truncated weights file ({one_line(e)[:200]}) ({f}): save the model "
+                            "again (save_pretrained) or copy it again") from None
+
+
+def _is_library_error(e: BaseException) -> bool:
+    """safetensors' SafetensorError, or the plain Exception the tokenizers library (Rust) raises."""
+    return type(e).__name__ == "SafetensorError" or type(e) is Exception
+
+
 def resolve_model(spec: str, phase: str | None = None) -> ModelRef:
-    """Resolve a model spec to a :class:`ModelRef` without loading anything."""
+    """Resolve a model spec to a :class:`ModelRef` without loading anything (a local model's weight
+    files' headers are checked: :func:`check_weights`)."""
     if phase is None and "@" in spec and Path(spec.rsplit("@", 1)[0]).is_dir():
         spec_path, phase = spec.rsplit("@", 1)
     else:
@@ -65,6 +96,7 @@ def resolve_model(spec: str, phase: str | None = None) -> ModelRef:
             run = p.parent.parent if p.parent.name == "checkpoints" else None
             if run is not None and (run / "meta.json").is_file():
                 return _run_ref(spec, run, p.name)
+            check_weights(p)
             return ModelRef(spec=spec, path=str(p), source="local", label=p.name)
         if (p / "meta.json").is_file():
             raise UserError(f"{p} is a run directory with no checkpoints yet; train it first or pick another model")
@@ -81,12 +113,18 @@ def _from_pretrained(ref: ModelRef, auto_class, what: str, fix: str = "", **kwar
     """``auto_class.from_pretrained(ref)`` without remote code; failures become one-line UserErrors."""
     try:
         return auto_class.from_pretrained(ref.path, trust_remote_code=False, **kwargs)
-    except (OSError, ValueError) as e:
+    except Exception as e:
+        # a file transformers cannot read shows as OSError/ValueError, or KeyError/TypeError when a JSON
+        # file lacks a key or has the wrong type (e.g. tokenizer.json without "added_tokens"), or as
+        # safetensors'/tokenizers' own errors
+        if not isinstance(e, (OSError, ValueError, KeyError, TypeError)) and not _is_library_error(e):
+            raise
         if ref.source == "hub":
             raise UserError(
                 f"could not load {ref.spec!r} from the model hub ({type(e).__name__}): no hub is reachable or "
                 "the id is wrong; download the model elsewhere and pass its local directory") from None
-        raise UserError(f"{ref.path}: could not load the {what} ({str(e).splitlines()[0][:200]}){fix}") from None
+        detail = one_line(e) if isinstance(e, (OSError, ValueError)) else f"{type(e).__name__}: {one_line(e)}"
+        raise UserError(f"{ref.path}: could not load the {what} ({detail[:200]}){fix}") from None
 
 
 def load_config(ref: ModelRef):

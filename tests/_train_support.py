@@ -35,3 +35,18 @@ def tiny(**kw):
                 log_every=1, val_every=5, save_every=4, val_blocks=2, lr=2e-3)
     base.update(kw)
     return TrainConfig(**base)
+
+
+def interrupt_at(monkeypatch, step: int, exc=KeyboardInterrupt):
+    """Make the loop raise ``exc`` when it reaches ``step``; returns the undo function."""
+    from metaxlm.train import loop as loop_mod
+
+    real = loop_mod.lr_at
+
+    def boom(phases, s, warmup):
+        if s == step:
+            raise exc
+        return real(phases, s, warmup)
+
+    monkeypatch.setattr(loop_mod, "lr_at", boom)
+    return lambda: monkeypatch.setattr(loop_mod, "lr_at", real)

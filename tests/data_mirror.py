@@ -3,6 +3,9 @@
 ``make_mirror(root)`` writes ``dists/<release>/Release`` (unsigned, with real SHA256 sums), compressed
 ``Translation-{en,de,fr}`` and ``Packages``, and the two documentation .debs (ar + data.tar.xz) in the
 pool. Text is generated from a fixed vocabulary so that it is deterministic and varied enough to split.
+``sign_mirror(root, home)`` adds an ``InRelease`` clear-signed by a throwaway key and returns the
+keyring to verify it with (needs ``gpg``; ``signing_available()`` says whether it and ``gpgv`` exist).
+Without it the mirror is unsigned and fetching needs ``allow_unsigned``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import hashlib
 import io
 import lzma
 import random
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -143,3 +148,27 @@ def make_mirror(root: Path, n_sources: int = 120, seed: int = 7, deb_override: d
         sums.append(f" {hashlib.sha256(blob).hexdigest()} {len(blob):>8} {rel}")
     (dist / "Release").write_text(f"Origin: Test\nCodename: {RELEASE}\nVersion: 1\nSHA256:\n" + "\n".join(sums) + "\n")
     return root.resolve().as_uri()
+
+
+def signing_available() -> bool:
+    return shutil.which("gpg") is not None and shutil.which("gpgv") is not None
+
+
+def sign_mirror(root: Path, home: Path) -> Path:
+    """Clear-sign ``dists/<release>/Release`` as ``InRelease`` with a new key kept in ``home``; return
+    the public keyring file (the key's agent is stopped before returning)."""
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""]
+    dist = root / "dists" / RELEASE
+    try:
+        subprocess.run(gpg + ["--quick-gen-key", "metaxlm test archive <test@invalid>", "ed25519", "sign", "never"],
+                       check=True, capture_output=True)
+        subprocess.run(gpg + ["--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release")],
+                       check=True, capture_output=True)
+        keyring = home / "test-archive-keyring.gpg"
+        subprocess.run(gpg + ["--output", str(keyring), "--export"], check=True, capture_output=True)
+    finally:
+        if shutil.which("gpgconf"):
+            subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+    return keyring

@@ -209,9 +209,33 @@ def test_bootstrap_interval_covers_the_population_value():
 # -- RBF -------------------------------------------------------------------------------------------
 
 def ref_rbf(X, sigma):
+    """Kornblith et al.'s reference ``gram_rbf(x, threshold=sigma)`` (the CKA paper's code), literally:
+    the bandwidth is the median of the WHOLE squared-distance matrix, zero diagonal included."""
+    dot_products = X.dot(X.T)
+    sq_norms = np.diag(dot_products)
+    sq_distances = -2 * dot_products + sq_norms[:, None] + sq_norms[None, :]
+    sq_median_distance = np.median(sq_distances)
+    return np.exp(-sq_distances / (2 * sigma ** 2 * sq_median_distance))
+
+
+def offdiag_rbf(X, sigma):
+    """The rule rbf_cka used before: sigma × the median of the off-diagonal distances (not squared)."""
     d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
     med = np.median(np.sqrt(d2[np.triu_indices(len(X), k=1)]))
     return np.exp(-d2 / (2 * (sigma * med) ** 2))
+
+
+def test_rbf_bandwidth_is_the_reference_rule_on_a_demo_array():
+    """On a 6-point demo pair, rbf_cka equals Kornblith's reference value (0.843949…); the off-diagonal
+    median rule (0.818271…) would differ: the reference's median counts the n zero self-distances."""
+    X = np.array([[0., 0.], [1., 0.], [0., 2.], [3., 1.], [1., 1.], [2., 3.]])
+    Y = np.array([[0., 1.], [1., 1.], [1., 2.], [2., 0.], [0., 0.], [3., 3.]])
+    reference = ref_cka(ref_rbf(X, 0.8), ref_rbf(Y, 0.8))
+    ours = rbf_cka(X, Y)
+    offdiag = ref_cka(offdiag_rbf(X, 0.8), offdiag_rbf(Y, 0.8))
+    assert reference == pytest.approx(0.8439493905, abs=1e-9)
+    assert ours == pytest.approx(reference, rel=1e-12)
+    assert offdiag == pytest.approx(0.8182714668, abs=1e-9) and abs(ours - offdiag) > 0.02
 
 
 @pytest.mark.parametrize("debiased", [False, True])

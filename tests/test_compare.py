@@ -119,8 +119,54 @@ def test_bad_input(cli, tmp_path, args, needle):
     r = cli("compare", "--data", BENCH, "--out", out, *args)
     assert r.exit_code == 2, r.output
     assert needle in r.output
-    if "force" not in args:
-        assert not out.exists()  # nothing half-written
+    assert not out.exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--task", "foo={bench}"], "--task foo="),
+    (["--task", "xnli={tmp}/nope"], "nope does not exist"),
+    (["--model", "{tmp}/nope"], "--model {tmp}/nope: model"),
+    (["--model", "someone/no-such-model"], "could not load 'someone/no-such-model' from the model hub"),
+    (["--regimes", "single,metta"], "regime 'metta' is unknown"),
+    (["--data", "{tmp}/nope"], "the directory does not exist"),
+    (["--data", "{tmp}"], "not a metaxlm benchmark"),
+    (["--set", "tokenizer.vocab_size=5"], "vocab_size 5 is not a usable vocabulary size"),
+    (["--set", "tokenizer.model_type=wordpiece"], "choose unigram or bpe"),
+    (["--force", "train:metta-s0"], "--force train:metta-s0: no such step in this comparison"),
+    (["--force", "data"], "--force data: rebuild the benchmark"),
+    # train.KEY that compare sets per training run itself: would be silently ignored
+    (["--set", "train.regime=meta"], "compare.train.regime: compare sets it for every training run, so it would "
+                                     "be ignored; regimes are chosen with --regimes"),
+    (["--set", "train.seed=3"], "pretraining seeds are chosen with --seeds"),
+    (["--set", "train.vocab_size=500"], "--set tokenizer.vocab_size=N"),
+    (["--curves", "--set", "train.checkpoint_points=[0.5]"], "with --curves the checkpoints are curve_points"),
+])
+def test_bad_input_fails_before_anything_is_written(cli, tmp_path, monkeypatch, args, needle):
+    """Each of these used to train the tokenizer (or every regime) first, or write config.yaml."""
+    import metaxlm.compare as C
+
+    def no_step(*a, **k):
+        raise AssertionError("a step ran before the input was checked")
+
+    monkeypatch.setattr(C, "_run_step", no_step)
+    out = tmp_path / "c"
+    fill = {"bench": str(BENCH), "tmp": str(tmp_path)}
+    r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", out, *[a.format(**fill) for a in args])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle.format(**fill) in lines[0], r.output
+    assert not out.exists()  # no config.yaml: the corrected rerun is not "different settings"
+
+
+def test_bad_force_leaves_a_finished_comparison_alone(smoke, cli):
+    cmp, _ = smoke
+    before = {n: (cmp / n).read_bytes() for n in ("meta.json", "steps.json", "config.yaml")}
+    for name in ("topic:nobody", "train:metta-s0", "data"):
+        r = cli("compare", "--preset", "smoke", "--data", BENCH, "--out", cmp, "--force", name)
+        assert r.exit_code == 2 and f"--force {name}:" in r.output, r.output
+    assert {n: (cmp / n).read_bytes() for n in before} == before  # still done, nothing changed
+    assert json.loads(before["meta.json"])["status"] == "done"
+    assert not (cmp / ".lock").exists()
 
 
 def test_different_settings_are_refused(smoke, cli):

@@ -26,7 +26,7 @@ def mirror(tmp_path_factory) -> str:
 
 def _build(mirror: str, tmp: Path, name: str = "bench", seed: int = 0, **caps) -> Path:
     return build_benchmark(out=tmp / name, languages=LANGS, release=RELEASE, mirror=mirror, cache=tmp / "cache",
-                           seed=seed, **caps)
+                           seed=seed, allow_unsigned=True, **caps)  # the synthetic mirror is unsigned
 
 
 def _files(d: Path) -> dict[str, bytes]:
@@ -43,6 +43,7 @@ def test_build_end_to_end(mirror, tmp_path):
     stats = check_benchmark(out)  # layout, counts == files, no held-out sentence in any corpus
     assert stats["languages"] == ["en", "de", "fr"] and stats["release"] == RELEASE
     assert stats["sources"]["signature_verified"] is False  # unsigned Release
+    assert stats["sources"]["allow_unsigned"] is True
     c = stats["counts"]
     for key in ("corpus", "topic-train", "topic-test"):
         assert c["en"][key] > 0, key
@@ -60,7 +61,7 @@ def test_build_end_to_end(mirror, tmp_path):
 
 
 def test_no_source_package_on_two_sides(mirror, tmp_path):
-    root = fetch_sources(LANGS, RELEASE, mirror, tmp_path / "cache")
+    root = fetch_sources(LANGS, RELEASE, mirror, tmp_path / "cache", allow_unsigned=True)
     items = load_items(root, load_manifest(root, RELEASE), LANGS)
     split = assign_splits(items, BuildConfig(languages=LANGS))
     side: dict[str, str] = {}
@@ -113,9 +114,10 @@ def test_refuses_to_overwrite_a_foreign_directory(mirror, tmp_path):
 
 
 def test_fetch_reuses_the_cache_offline(mirror, tmp_path):
-    root = fetch_sources(LANGS, RELEASE, mirror, tmp_path / "cache")
+    root = fetch_sources(LANGS, RELEASE, mirror, tmp_path / "cache", allow_unsigned=True)
     # the mirror disappears: a second fetch works from the cache alone
-    assert fetch_sources(LANGS, RELEASE, "http://127.0.0.1:9/debian", tmp_path / "cache") == root
+    assert fetch_sources(LANGS, RELEASE, "http://127.0.0.1:9/debian", tmp_path / "cache",
+                         allow_unsigned=True) == root
 
 
 # ------------------------------------------------------------------------------------ CLI errors
@@ -130,11 +132,11 @@ def _cli_error(cli, *args) -> str:
 
 def test_cli_fetch_build_info(cli, mirror, tmp_path):
     r = cli("data", "fetch", "--languages", "de,fr", "--release", RELEASE, "--mirror", mirror,
-            "--cache", tmp_path / "cache")
+            "--cache", tmp_path / "cache", "--allow-unsigned")
     assert r.exit_code == 0, r.output
-    assert "signature verified: false" in r.output
+    assert "signature verified: false, allowed by --allow-unsigned" in r.output
     r = cli("data", "build", "--out", tmp_path / "b", "--languages", "de,fr", "--release", RELEASE,
-            "--mirror", mirror, "--cache", tmp_path / "cache")
+            "--mirror", mirror, "--cache", tmp_path / "cache", "--allow-unsigned")
     assert r.exit_code == 0, r.output
     r = cli("data", "info", tmp_path / "b")
     assert r.exit_code == 0 and "corpus" in r.output and "de" in r.output
@@ -154,7 +156,7 @@ def test_cli_unreachable_archive(cli, tmp_path):
 
 def test_cli_language_without_translation(cli, mirror, tmp_path):
     msg = _cli_error(cli, "data", "fetch", "--languages", "de,ko", "--release", RELEASE, "--mirror", mirror,
-                     "--cache", tmp_path / "c")
+                     "--cache", tmp_path / "c", "--allow-unsigned")
     assert "no translation file for language 'ko'" in msg and "available: de, en, fr" in msg
 
 
@@ -168,7 +170,7 @@ def test_cli_checksum_mismatch(cli, tmp_path):
     p = tmp_path / "m/dists" / RELEASE / "main/i18n/Translation-fr"
     p.write_bytes(p.read_bytes() + b"\n")  # the Release sums no longer match
     msg = _cli_error(cli, "data", "fetch", "--languages", "de,fr", "--release", RELEASE, "--mirror", url,
-                     "--cache", tmp_path / "c")
+                     "--cache", tmp_path / "c", "--allow-unsigned")
     assert "checksum mismatch" in msg
     assert not list((tmp_path / "c").rglob("Translation-fr*"))
 
@@ -185,13 +187,13 @@ def test_cli_malformed_index(cli, tmp_path):
            "main/binary-amd64/Packages.xz" for ln in rel]
     (dist / "Release").write_text("\n".join(rel) + "\n")
     assert "not 'Field: value'" in _cli_error(cli, "data", "fetch", "--languages", "de", "--release", RELEASE,
-                                              "--mirror", url, "--cache", tmp_path / "c")
+                                              "--mirror", url, "--cache", tmp_path / "c", "--allow-unsigned")
 
 
 def test_cli_unexpected_deb_layout(cli, tmp_path):
     url = make_mirror(tmp_path / "m", deb_override={"gnome-user-docs": make_deb({}, "data.tar.zst")})
     assert "compression" in _cli_error(cli, "data", "fetch", "--languages", "de", "--release", RELEASE,
-                                       "--mirror", url, "--cache", tmp_path / "c")
+                                       "--mirror", url, "--cache", tmp_path / "c", "--allow-unsigned")
 
 
 def test_cli_cache_not_writable(cli, tmp_path):

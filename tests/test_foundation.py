@@ -56,8 +56,10 @@ def test_run_dir_lifecycle(tmp_path):
     run.log({"step": 1, "loss": 2.0})
     run.write_result("x", {"kind": "test"})
     assert run.results()["x"]["schema_version"] == rundir.SCHEMA_VERSION
-    with pytest.raises(UserError, match="--resume"):
+    with pytest.raises(UserError, match="this process is still writing"):  # its own live run
         rundir.create(tmp_path / "r", {}, kind="test", seed=3)
+    with pytest.raises(UserError, match="--resume"):  # a training run is resumed, never restarted
+        rundir.create(tmp_path / "r", {}, kind="test", seed=3, retry=False)
     run.done()
     with pytest.raises(UserError, match="never overwritten"):
         rundir.create(tmp_path / "r", {}, kind="test", seed=3, resume=True)

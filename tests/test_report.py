@@ -169,3 +169,25 @@ def test_retrieval_sweep_uses_one_split(tmp_path):
     lines, split = plots._sweep_lines(collect([root]), "tatoeba", ("test", "dev"))
     assert split == "test"
     assert lines["single"] == pytest.approx(make._layers(0.4))
+
+
+def test_results_from_a_newer_schema_are_refused_older_ones_load(tmp_path, capsys, cli):
+    root = make.write_comparison(tmp_path / "cmp", {"single": [{"en": .7, "target": .5}],
+                                                     "meta": [{"en": .8, "target": .6}]}, controls=False, pair=False)
+    newer = root / "eval" / "topic-meta-s1" / "results" / "topic.json"
+    data = json.loads(newer.read_text(encoding="utf-8"))
+    newer.write_text(json.dumps({**data, "schema_version": 99}), encoding="utf-8")
+    older = root / "eval" / "topic-single-s1" / "results" / "topic.json"
+    data = json.loads(older.read_text(encoding="utf-8"))
+    data.pop("schema_version", None)  # written before results carried a version: still read
+    older.write_text(json.dumps(data), encoding="utf-8")
+    col = collect([root])
+    [line] = [p for p in col.problems if "schema_version" in p]
+    assert str(newer) in line and "schema_version 99 is newer than this metaxlm reads (1); skipped" in line
+    assert not col.find("meta", "topic") and [e.seed for e in col.find("single", "topic")] == [1]
+    assert f"warning: {line}" in capsys.readouterr().err
+    # through the CLI: one warning line, the report is written and lists the skipped file
+    r = cli("report", root, "--out", tmp_path / "r.html")
+    assert r.exit_code == 0, r.output
+    assert sum("schema_version 99" in ln for ln in r.output.splitlines()) == 1
+    assert "schema_version 99" in (tmp_path / "r.md").read_text(encoding="utf-8")

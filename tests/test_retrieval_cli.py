@@ -46,6 +46,7 @@ def test_tatoeba_on_benchmark(cli, model, tmp_path):
     assert res["kind"] == "tatoeba" and res["schema_version"] == 1
     assert res["languages"] == ["de", "fr"]
     assert res["headline"]["selected_on"] == "dev" and res["headline"]["pooling"] in ("mean", "cls")
+    assert res["headline"]["layer_choice"] == "dev"
     assert res["data"]["source"] == "benchmark/parallel" and res["data"]["data_hash"].startswith("sha256:")
     keys = {"acc_cosine_xx2en", "acc_cosine_en2xx", "acc_cosine", "acc_margin_xx2en", "acc_margin_en2xx",
             "xsim_error", "acc_dedup_xx2en", "n", "chance"}
@@ -78,7 +79,7 @@ def test_tatoeba_fixed_layer_and_pooling(cli, model, tmp_path):
             "--pooling", "cls", "--out", out)
     assert r.exit_code == 0, r.output
     res = _result(out, "tatoeba")
-    assert res["headline"] == {"layer": 1, "pooling": "cls", "selected_on": "fixed"}
+    assert res["headline"] == {"layer": 1, "pooling": "cls", "selected_on": "fixed", "layer_choice": "user"}
     assert res["languages"] == ["fr"] and list(res["sweep"]) == ["cls"]
 
 
@@ -96,15 +97,17 @@ def test_tatoeba_identical_sides_score_one(cli, model, tmp_path):
 
 
 def test_tatoeba_laser_files(cli, model, tmp_path):
+    """LASER files have no dev split: the headline layer is fixed at round(2L/3) (tests/test_retrieval_nodev.py)."""
     r = cli("eval", "tatoeba", "-m", model, "--data", RET / "tatoeba", "--out", tmp_path / "x")
-    _bad(r, "--layer")
-    assert not (tmp_path / "x").exists()  # refused before any run directory is made
+    assert r.exit_code == 0, r.output
+    h = _result(tmp_path / "x", "tatoeba")["headline"]
+    assert h["layer"] == 1 and h["layer_choice"] == "fixed: no dev split"  # 2 layers: round(4/3)
     out = tmp_path / "run"
     r = cli("eval", "tatoeba", "-m", model, "--data", RET / "tatoeba", "--layer", "2", "--out", out)
     assert r.exit_code == 0, r.output
     res = _result(out, "tatoeba")
     assert res["languages"] == ["deu", "fra"] and res["data"]["source"] == "tatoeba"
-    assert res["scores"]["deu"]["n"] == 10 and res["headline"]["selected_on"] == "fixed"
+    assert res["scores"]["deu"]["n"] == 10 and res["headline"]["layer_choice"] == "user"
     assert set(res["sweep"]["mean"]["deu"]) == {"test"}
 
 
@@ -125,8 +128,6 @@ def test_tatoeba_bad_inputs(cli, model, tmp_path):
     empty.write_text("")
     _bad(cli("eval", "tatoeba", "-m", model, "--src", empty, "--tgt", RET / "pair/test.en", "--layer", "1"), "empty")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--layer", "7"), "beyond the model's depth")
-    _bad(cli("eval", "tatoeba", "-m", model, "--src", RET / "pair/test.de", "--tgt", RET / "pair/test.en"),
-         "--layer")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--lang", "xx"), "no data for language 'xx'")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--pooling", "max"), "unknown pooling")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", tmp_path), "neither a benchmark")
@@ -199,7 +200,7 @@ def test_bucc_official_layout(cli, model, tmp_path):
     res = _result(out, "bucc")
     assert res["sweep"] == {} and not (out / "plots" / "bucc-layers.png").exists()
     assert res["data"]["source"] == "bucc2018" and res["scores"]["de"]["n_gold"] == 7
-    assert res["headline"] == {"layer": 1, "pooling": "mean", "selected_on": "fixed"}
+    assert res["headline"] == {"layer": 1, "pooling": "mean", "selected_on": "fixed", "layer_choice": "user"}
     assert res["config"]["retrieval"] == "intersect" and res["config"]["dedup"] is False
 
 

@@ -67,7 +67,16 @@ def test_custom_phases():
     ((PhaseConfig("a", ("en",)), PhaseConfig("a", ("de",))), "used twice"),
     ((PhaseConfig("final", ("en",)),), "reserved"),
     ((PhaseConfig("a", ("en",), tokens=10, steps=2),), "at most one of"),
-    ((PhaseConfig("a", ("en",), steps=200), PhaseConfig("b", ("de",))), "leave nothing"),
+    ((PhaseConfig("a", ("en",), steps=100), PhaseConfig("b", ("de",))), "leave nothing"),
+    # budgets beyond total_tokens: the equal-budget premise would be broken
+    ((PhaseConfig("a", ("en",), fraction=0.7), PhaseConfig("b", ("de",), fraction=0.7)),
+     r"fractions add up to 1.4 \(a 0.7, b 0.7\): 14,000 tokens against total_tokens = 10,000"),
+    ((PhaseConfig("a", ("en",), steps=200), PhaseConfig("b", ("de",))),
+     r"budgets add up to 20,000 tokens \(a: 200 steps = 20,000\), more than total_tokens = 10,000"),
+    ((PhaseConfig("a", ("en",), tokens=6000), PhaseConfig("b", ("de",), tokens=6000)),
+     r"budgets add up to 12,000 tokens \(a: 6,000, b: 6,000\)"),
+    ((PhaseConfig("a", ("en",), fraction=0.5), PhaseConfig("b", ("de",), tokens=6000)),
+     r"a: fraction 0.5 = 5,000, b: 6,000"),
 ])
 def test_bad_phases(phases, needle):
     with pytest.raises(UserError, match=needle):
@@ -96,3 +105,14 @@ def test_phase_schedules():
     assert lr_at(ph, 0, 0.1) == pytest.approx(1e-3)
     assert lr_at(ph, 9, 0.1) < lr_at(ph, 5, 0.1) < lr_at(ph, 1, 0.1)
     assert lr_at(ph, 10, 0.1) == pytest.approx(5e-4) and lr_at(ph, 19, 0.1) == pytest.approx(1e-3)
+
+
+def test_phase_budgets_that_fit_pass():
+    """Budgets that use the whole budget, or exceed it only by rounding to whole steps, are accepted."""
+    third = tuple(PhaseConfig(n, ("en",), fraction=1 / 3) for n in ("a", "b", "c"))
+    assert [p.steps for p in resolve_phases(TrainConfig(regime="x", phases=third), LANGS, 10_100, 100, 1e-3)] == [34] * 3
+    exact = (PhaseConfig("a", ("en",), tokens=4_000), PhaseConfig("b", ("de",), steps=60))
+    assert [p.steps for p in resolve_phases(TrainConfig(regime="x", phases=exact), LANGS, 10_000, 100, 1e-3)] == [40, 60]
+    # 8 steps of 256 = 2,048 tokens for a 2,000-token budget: the budget is 8 steps as well
+    one = (PhaseConfig("a", ("en",), steps=8),)
+    assert [p.steps for p in resolve_phases(TrainConfig(regime="x", phases=one), LANGS, 2_000, 256, 1e-3)] == [8]

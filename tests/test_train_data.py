@@ -74,6 +74,10 @@ def test_bad_corpus_specs(tmp_path):
 def test_tokenizer_round_trip(tok_dir):
     from transformers import AutoTokenizer
 
+    import json
+
+    # a class every transformers version can load (5.x would write TokenizersBackend, unknown to 4.x)
+    assert json.loads((tok_dir / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
     assert [tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, tok.mask_token_id] == [0, 1, 2, 3, 4]
     assert len(tok) <= 300

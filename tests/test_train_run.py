@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from _train_support import FIXTURE_CORPUS, tiny
+from _train_support import FIXTURE_CORPUS, interrupt_at, tiny
 
 from metaxlm import rundir
 from metaxlm.errors import UserError
@@ -24,19 +24,6 @@ def _weights(ckpt):
     from safetensors.torch import load_file
 
     return load_file(str(ckpt / "model.safetensors"))
-
-
-def _interrupt_at(monkeypatch, step: int, exc=KeyboardInterrupt):
-    """Make the loop raise ``exc`` when it reaches ``step``; returns the undo function."""
-    real = loop_mod.lr_at
-
-    def boom(phases, s, warmup):
-        if s == step:
-            raise exc
-        return real(phases, s, warmup)
-
-    monkeypatch.setattr(loop_mod, "lr_at", boom)
-    return lambda: monkeypatch.setattr(loop_mod, "lr_at", real)
 
 
 def _train_losses(run):
@@ -117,7 +104,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path, tok, monkeypatch)
                model_args={"hidden_dropout_prob": 0.1})
     full = train(cfg, tmp_path / "full")
 
-    undo = _interrupt_at(monkeypatch, 8)
+    undo = interrupt_at(monkeypatch, 8)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tmp_path / "cut")
     undo()
@@ -156,7 +143,7 @@ def test_resume_refuses_a_changed_corpus(tmp_path, tok, monkeypatch):
     from _train_support import make_corpus
 
     corpus = make_corpus(tmp_path / "c", {"en": 40, "de": 40})
-    undo = _interrupt_at(monkeypatch, 6)
+    undo = interrupt_at(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         train(tiny(regime="single", corpus=corpus, tokenizer=tok), tmp_path / "r")
     undo()
@@ -179,7 +166,7 @@ class _Payload:
 
 
 def test_crafted_state_file_cannot_run_code(tmp_path, tok, monkeypatch):
-    undo = _interrupt_at(monkeypatch, 6)
+    undo = interrupt_at(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         train(tiny(corpus=FIXTURE_CORPUS, tokenizer=tok, save_every=2), tmp_path / "run")
     undo()

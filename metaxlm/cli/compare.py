@@ -15,6 +15,15 @@ def _csv(value: Optional[str]) -> Optional[list[str]]:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _seeds(value: Optional[str]) -> Optional[list[int]]:
+    if not value:
+        return None
+    try:
+        return [int(s) for s in _csv(value)]
+    except ValueError:
+        raise UserError(f"--seeds {value!r}: give comma-separated integers, e.g. 0,1,2") from None
+
+
 def _parse_set(items: list[str]) -> dict:
     """``--set train.lr=5e-4`` → {"train": {"lr": 0.0005}} (values parsed as YAML)."""
     import yaml
@@ -40,7 +49,8 @@ def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
         preset: str = typer.Option("demo", help="smoke (minutes, tests), demo (≤ 20 min on 2 CPU cores), "
-                                                "gpu (one GPU, < 1 hour)."),
+                                                "gpu (one GPU, sized to the default data), gpu-check (the "
+                                                "GPU check's few minutes)."),
         out: Optional[Path] = typer.Option(None, help="Comparison directory [default: runs/compare-<preset>]. "
                                                       "Rerunning the same command resumes it."),
         data: Optional[Path] = typer.Option(None, help="Benchmark directory [default: fetch and build the "
@@ -82,7 +92,7 @@ def register(app: typer.Typer) -> None:
             "corpus": parse_corpus_option(corpus),
             "languages": _csv(languages),
             "regimes": _csv(regimes),
-            "seeds": [int(s) for s in _csv(seeds)] if seeds else None,
+            "seeds": _seeds(seeds),
             "models": list(model) or None,
             "curves": curves,
             "controls": controls,

@@ -18,25 +18,40 @@ _RELEASE = typer.Option("bookworm", "--release", help="Debian release (suite) to
 _MIRROR = typer.Option(None, "--mirror", help="Archive URL (default: $METAXLM_MIRROR, else the apt sources).")
 _CACHE = typer.Option(None, "--cache", help="Download cache (default: $METAXLM_CACHE/archive or "
                                             "$XDG_CACHE_HOME/metaxlm/archive).")
+_UNSIGNED = typer.Option(False, "--allow-unsigned",
+                         help="Go on when the release index's OpenPGP signature cannot be checked (no gpgv, "
+                              "no keyring, or no signed InRelease); the SHA256 sums are then unauthenticated. "
+                              "Default: refuse.")
+_KEYRING = typer.Option(None, "--keyring", help="OpenPGP keyring for the release index "
+                                                "(default: /usr/share/keyrings/debian-archive-keyring.gpg).")
+
+
+def _signature_line(m: dict) -> str:
+    verified = m.get("signature_verified") is True
+    line = f"signature verified: {str(verified).lower()}"
+    return line if verified else line + ", allowed by --allow-unsigned"
 
 
 @data_app.command("fetch")
 def fetch_cmd(languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
               cache: Optional[Path] = _CACHE,
               refresh: bool = typer.Option(False, "--refresh", help="Download the release index again and "
-                                           "re-verify every cached file.")) -> None:
+                                           "re-verify every cached file."),
+              allow_unsigned: bool = _UNSIGNED, keyring: Optional[Path] = _KEYRING) -> None:
     """Download (or reuse) and verify the indices and documentation packages."""
     from metaxlm.config import build as build_config
     from metaxlm.data.fetch import FetchConfig, fetch, manifest_path
     from metaxlm.data.languages import parse_list
     from metaxlm.rundir import read_json
 
-    cfg = build_config(FetchConfig, {"languages": list(parse_list(languages)), "release": release,
-                                     "mirror": mirror, "cache": cache, "refresh": refresh}, where="data fetch")
-    root = fetch(cfg)
+    options = {"languages": list(parse_list(languages)), "release": release, "mirror": mirror, "cache": cache,
+               "refresh": refresh, "allow_unsigned": allow_unsigned}
+    if keyring is not None:
+        options["keyring"] = keyring
+    root = fetch(build_config(FetchConfig, options, where="data fetch"))
     m = read_json(manifest_path(root, release))
     typer.echo(f"fetched {len(m['files'])} files for {release} from {m['mirror']} into {root} "
-               f"(signature verified: {str(m['signature_verified']).lower()})")
+               f"({_signature_line(m)})")
 
 
 @data_app.command("build")
@@ -50,11 +65,18 @@ def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark 
               max_parallel_test: int = typer.Option(_D.max_parallel_test,
                                                     help="Cap on parallel test pairs per language (0 = none)."),
               max_mining_pool: int = typer.Option(_D.max_mining_pool,
-                                                  help="Cap on each mining pool (0 = none).")) -> None:
+                                                  help="Cap on each mining pool (0 = none)."),
+              allow_unsigned: bool = _UNSIGNED, keyring: Optional[Path] = _KEYRING) -> None:
     """Build the benchmark (fetching what is missing) and print its counts."""
+    from metaxlm import paths
     from metaxlm.data.build import build_benchmark
 
+    paths.check_output(out or paths.default_benchmark_dir(), "benchmark directory")
+    if cache is not None:
+        paths.check_output(cache, "download cache", option="--cache")
+
     path = build_benchmark(out=out, languages=languages, release=release, mirror=mirror, cache=cache, seed=seed,
+                           allow_unsigned=allow_unsigned, keyring=keyring,
                            max_corpus_lines=max_corpus_lines or None,
                            max_parallel_test=max_parallel_test or None, max_mining_pool=max_mining_pool or None)
     _print_info(path)

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="HTML file to write (default: report.html in the one directory "
                                                 "given, else in the current directory). The Markdown twin "
-                                                "goes beside it."),
+                                                "goes beside it. An existing file at either path is "
+                                                "replaced only if it is a metaxlm report."),
         title: str = typer.Option("metaxlm comparison report", "--title", help="Report title."),
     ) -> None:
         """Compare models from recorded results: headline verdicts, controls, per-language tables, plots,
@@ -26,6 +27,9 @@ def register(app: typer.Typer) -> None:
 
         if out is None:
             out = (run_dirs[0] / "report.html") if len(run_dirs) == 1 and run_dirs[0].is_dir() else Path("report.html")
+        from metaxlm.paths import check_output
+
+        out = check_output(out, "report file", file=True)
         html_path, md_path = build_report(list(run_dirs), out, title=title)
         typer.echo(f"report: {html_path}")
         typer.echo(f"markdown: {md_path}")

@@ -29,7 +29,7 @@ def _summary_line(path: Path, name: str) -> str:
 
     res = read_json(path / "results" / f"{name}.json")
     h = res["headline"]
-    head = f"layer {h['layer']} ({h['selected_on']}), pooling {h['pooling']}"
+    head = f"layer {h['layer']} ({h.get('layer_choice') or h['selected_on']}), pooling {h['pooling']}"
     if name == "tatoeba":
         m = res["mean"]
         nums = (f"acc_cosine {m['acc_cosine']:.3f}  acc_margin_xx2en {m['acc_margin_xx2en']:.3f}  "
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
                                                  "with --src/--tgt, the pair's language code."),
         pooling: Optional[List[str]] = typer.Option(None, "--pooling", help=POOL_HELP),
         layer: Optional[int] = typer.Option(None, "--layer", help="Fix the headline layer (0 = embeddings) "
-                                            "instead of choosing it on dev."),
+                                            "instead of choosing it on dev (without dev data: round(2L/3))."),
         margin_k: int = typer.Option(4, "--margin-k", help="Neighbours for the ratio margin."),
         max_pairs: Optional[int] = typer.Option(None, "--max-pairs",
                                                 help="At most N pairs per language and split (evenly spaced)."),

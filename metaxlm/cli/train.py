@@ -31,7 +31,11 @@ def train_cmd(
                                              help="Tokenizer directory (default: train one into RUN/tokenizer)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with TrainConfig keys (options override it)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/train-<regime>-<time>)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the unfinished run in this directory."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue the unfinished run in this directory. Only --lr (the new peak from the resume "
+                               "step on), --total-tokens (a larger budget: the last phase gets the extra steps), "
+                               "--device and --threads may be given with it; every change is recorded in meta.json "
+                               "(resumed) and config.yaml."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model preset: tiny | demo | small | base."),
     total_tokens: Optional[int] = typer.Option(None, "--total-tokens", help="Token budget of the run (all phases)."),
     meta_split: Optional[float] = typer.Option(None, "--meta-split", help="meta: fraction of the budget in English."),
@@ -54,11 +58,22 @@ def train_cmd(
     from metaxlm.train.corpus import parse_corpus_option
 
     if resume is not None:
-        given = [n for n, v in [("--regime", regime), ("--corpus", corpus), ("--tokenizer", tokenizer),
-                                ("--config", config), ("--out", out), ("--model", model)] if v]
-        if given:
-            raise UserError(f"--resume continues a run with its own config.yaml; drop {given[0]}")
-        path = train(None, resume, resume=True)
+        from metaxlm.train.loop import resume_refusal
+
+        fixed = [("regime", regime), ("corpus", corpus), ("tokenizer", tokenizer), ("model", model),
+                 ("meta_split", meta_split), ("languages", languages), ("seq_len", seq_len),
+                 ("batch_size", batch_size), ("grad_accum", grad_accum), ("alpha", alpha),
+                 ("vocab_size", vocab_size), ("seed", seed), ("checkpoint_points", checkpoint_points)]
+        if config is not None:
+            raise UserError("--resume: drop --config: the run continues with its own config.yaml (only --lr, "
+                            "--total-tokens, --device and --threads can change on resume)")
+        if out is not None:
+            raise UserError("--resume: drop --out: --resume names the run directory itself")
+        for key, value in fixed:
+            if value is not None and value != []:
+                raise UserError(resume_refusal(key))
+        path = train(None, resume, resume=True, resume_changes={"lr": lr, "total_tokens": total_tokens,
+                                                                 "device": device, "threads": threads})
     else:
         points = None
         if checkpoint_points is not None:

@@ -13,13 +13,20 @@ package lands on two sides:
 Documentation pairs (handbook, GNOME help) are split into parallel dev/test by page. Every held-out
 sentence (parallel, mining, topic dev/test paragraphs) is removed from the corpora, and a translated
 corpus paragraph whose English original is in ``corpus/en.txt`` is dropped too.
+
+The output directory is never cleared wholesale: the build writes a new temporary sibling and renames
+it into place, and an existing non-empty ``--out`` is replaced only when it is a metaxlm benchmark
+(``stats.json`` with a ``build_key``) holding nothing but the files that build wrote (see
+:func:`check_replaceable`); those files are then removed one by one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import secrets
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, fields
@@ -39,6 +46,7 @@ from metaxlm.rundir import atomic_write_json
 
 FORMAT = 1
 MIN_LINE_CHARS = 12
+BUILD_FILES = ("stats.json", "datacard.md", "topic/labels.json")  # written besides stats["files"]
 
 
 @dataclass(frozen=True)
@@ -285,8 +293,8 @@ def build_key(cfg: BuildConfig, manifest: dict) -> str:
     code = hashlib.sha256()
     for f in sorted(Path(__file__).parent.glob("*.py")):  # the derivation code itself
         code.update(f.name.encode() + b"\0" + f.read_bytes())
-    blob = json.dumps({"format": FORMAT, "config": to_dict(cfg), "inputs": inputs, "code": code.hexdigest()},
-                      sort_keys=True)
+    blob = json.dumps({"format": FORMAT, "config": to_dict(cfg), "inputs": inputs, "code": code.hexdigest(),
+                       "signature_verified": manifest.get("signature_verified") is True}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -301,6 +309,84 @@ def is_complete(out: Path, key: str) -> bool:
     return stats.get("build_key") == key and all((out / rel).is_file() for rel in stats.get("files", {}))
 
 
+def _read_stats(out: Path) -> dict | None:
+    """``out/stats.json`` when it is a metaxlm benchmark's (a dict with a build key and a file list)."""
+    try:
+        stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(stats, dict) or not isinstance(stats.get("build_key"), str)
+            or not isinstance(stats.get("files"), dict)):
+        return None
+    return stats
+
+
+def own_files(stats: dict) -> set[str]:
+    """Relative paths of every file the build that wrote ``stats`` wrote."""
+    return set(BUILD_FILES) | {str(k) for k in stats["files"]}
+
+
+def _foreign(out: Path, own: set[str]) -> list[str]:
+    """Entries under ``out`` the build did not write (links and special files included), sorted."""
+    dirs = {q.as_posix() for rel in own for q in Path(rel).parents if str(q) != "."}
+    foreign = []
+    for d, subdirs, names in os.walk(out):
+        base = Path(d).relative_to(out)
+        for n in list(subdirs):
+            rel = (base / n).as_posix()
+            if os.path.islink(os.path.join(d, n)) or rel not in dirs:
+                foreign.append(rel + "/")
+                subdirs.remove(n)
+        for n in names:
+            rel = (base / n).as_posix()
+            full = os.path.join(d, n)
+            if rel not in own or os.path.islink(full) or not os.path.isfile(full):
+                foreign.append(rel)
+    return sorted(foreign)
+
+
+def check_replaceable(out: Path) -> set[str]:
+    """The files a build may remove from ``out`` before putting a new benchmark there.
+
+    Empty when ``out`` does not exist or is an empty directory. A non-empty ``out`` must be a metaxlm
+    benchmark (``stats.json`` with a build key) holding nothing but its own files; anything else is a
+    UserError, so a build never deletes a file it did not write.
+    """
+    if not out.exists():
+        return set()
+    if not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory: choose an empty or new --out directory")
+    if not any(out.iterdir()):
+        return set()
+    stats = _read_stats(out)
+    if stats is None:
+        raise UserError(f"{out} exists and is not a metaxlm benchmark (no stats.json with a build key); "
+                        "refusing to replace it: choose an empty or new --out directory")
+    own = own_files(stats)
+    foreign = _foreign(out, own)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        raise UserError(f"{out} is a metaxlm benchmark but also holds {len(foreign)} file(s) the build did not "
+                        f"write ({shown}); refusing to replace it: choose an empty or new --out directory, "
+                        "or move those files away")
+    return own
+
+
+def _remove_own(d: Path, own: set[str]) -> None:
+    """Remove the listed files of ``d``, then its directories when empty (never a recursive delete)."""
+    for rel in own:
+        p = d / rel
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+    subdirs = sorted({q for rel in own for q in Path(rel).parents if str(q) != "."},
+                     key=lambda q: len(q.parts), reverse=True)
+    for q in [*subdirs, Path(".")]:
+        try:
+            (d / q).rmdir()
+        except OSError:
+            pass  # not empty: something appeared that the build did not write; it stays
+
+
 def build(cfg: BuildConfig, archive_root: Path, out: Path) -> Path:
     """Build the benchmark of ``cfg`` from the fetched files in ``archive_root`` into ``out``."""
     manifest = load_manifest(archive_root, cfg.release)
@@ -309,28 +395,39 @@ def build(cfg: BuildConfig, archive_root: Path, out: Path) -> Path:
         raise UserError(f"language {missing[0]!r} was not fetched: run `metaxlm data fetch --languages "
                         f"{','.join(cfg.languages)}`")
     key = build_key(cfg, manifest)
+    if out.is_symlink():
+        out = out.resolve()  # build beside the directory the link points to; the link stays
     if is_complete(out, key):
         return out
-    if out.exists() and any(out.iterdir()) and not (out / "stats.json").exists():
-        raise UserError(f"{out} exists and is not a metaxlm benchmark: give an empty or new --out directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.building")
-    shutil.rmtree(tmp, ignore_errors=True)
+    check_replaceable(out)  # before any work: refuse early
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.building-{os.getpid()}-{secrets.token_hex(4)}")
+        tmp.mkdir()
+    except OSError as e:
+        raise UserError(f"cannot write the benchmark next to {out} ({e.strerror or e}): choose another "
+                        "--out directory") from None
+    try:  # tmp is new: it only ever holds what this build writes
         stats = _build_into(cfg, archive_root, manifest, tmp)
         stats["build_key"] = key
         atomic_write_json(tmp / "stats.json", stats)
         write_datacard(tmp / "datacard.md", stats, cfg)
         check_benchmark(tmp)  # layout, counts and leak guarantees of docs/benchmark.md
+        own = check_replaceable(out)  # again: the directory may have changed during the build
+        if out.exists():
+            old = tmp.with_name(tmp.name + "-old")
+            out.rename(old)
+            try:
+                tmp.rename(out)
+            except BaseException:
+                old.rename(out)
+                raise
+            _remove_own(old, own)
+        else:
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
     return out
 
 
@@ -418,7 +515,8 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
         "sources": {
             "mirror": manifest["mirror"], "release_version": manifest.get("version"),
             "release_date": manifest.get("date"), "release_file": manifest.get("release_file"),
-            "signature_verified": manifest.get("signature_verified"),
+            "signature_verified": manifest.get("signature_verified") is True,
+            "allow_unsigned": bool(manifest.get("allow_unsigned", False)),
             "files": {role: {k: v for k, v in f.items() if k != "extracted"}
                       for role, f in sorted(manifest["files"].items())
                       if role in ("packages", "translation-en") or role.startswith("deb-")
@@ -436,16 +534,20 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
 
 def build_benchmark(out: str | Path | None = None, languages=None, release: str = "bookworm",
                     mirror: str | None = None, cache: str | Path | None = None, seed: int = 0,
-                    **caps) -> Path:
+                    allow_unsigned: bool = False, keyring: str | Path | None = None, **caps) -> Path:
     """Fetch what is missing, build into ``out`` (default: the default benchmark dir), return it.
 
     ``caps`` are :class:`BuildConfig` fields (e.g. ``max_corpus_lines=20000``). Returns at once when
-    the same build (same options and inputs) is already complete there.
+    the same build (same options and inputs) is already complete there. ``allow_unsigned`` and
+    ``keyring`` are :class:`~metaxlm.data.fetch.FetchConfig` fields (the release index's signature).
     """
     from metaxlm.config import build as build_config
 
     cfg = build_config(BuildConfig, {"languages": list(L.parse_list(languages)), "release": release,
                                      "seed": seed, **caps}, where="build_benchmark")
+    signing = {"allow_unsigned": bool(allow_unsigned)}
+    if keyring is not None:
+        signing["keyring"] = Path(keyring).expanduser()
     root = fetch(FetchConfig(languages=cfg.languages, release=release, mirror=mirror,
-                             cache=Path(cache) if cache else None))
+                             cache=Path(cache) if cache else None, **signing))
     return build(cfg, root, Path(out).expanduser() if out else paths.default_benchmark_dir())

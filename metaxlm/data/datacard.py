@@ -19,6 +19,13 @@ def counts_table(stats: dict) -> str:
     return "\n".join(rows)
 
 
+def _unsigned_note(src: dict) -> str:
+    if src.get("signature_verified") is True:
+        return ""
+    return ("; the signature was not checked (`--allow-unsigned`), so the SHA256 sums themselves are "
+            "unauthenticated")
+
+
 def write_datacard(path: Path, stats: dict, cfg) -> None:
     src = stats["sources"]
     files = "\n".join(f"- `{f['path']}` (SHA256 `{f['sha256'][:16]}…`, {f['size']:,} bytes)"
@@ -27,13 +34,17 @@ def write_datacard(path: Path, stats: dict, cfg) -> None:
     label_rows = "\n".join(f"| {lab} | " + " | ".join(str(labels[s][lab]) for s in ("train", "dev", "test")) + " |"
                            for lab in stats["labels"])
     caps = ", ".join(f"{k}={v}" for k, v in stats["config"].items() if k.startswith("max_"))
+    verified = str(src.get("signature_verified") is True).lower()
+    allowed = str(bool(src.get("allow_unsigned"))).lower()
     text = f"""# Data card: Debian {stats['release']} multilingual benchmark
 
 Built by `metaxlm data build` (format {stats['format']}, seed {stats['seed']}) from the Debian archive,
 release `{stats['release']}` (version {src.get('release_version')}, {src.get('release_date')}), component `main`.
-Release index: `{src.get('release_file')}`, OpenPGP signature verified: **{src.get('signature_verified')}**.
-Every input file was checked against the SHA256 sums of the release index (indices) or of the
-Packages index (documentation packages). Languages: {', '.join(stats['languages'])} (`pt` is Debian's `pt_BR`).
+Release index: `{src.get('release_file')}`, OpenPGP signature verified: **{verified}**
+(`signature_verified: {verified}`, `allow_unsigned: {allowed}`{_unsigned_note(src)}).
+Before this build every input file was checked against the SHA256 sums of the release index
+(indices) or of the Packages index (documentation packages), hashed again unless unchanged since its
+last check; the sums listed below are the ones verified. Languages: {', '.join(stats['languages'])} (`pt` is Debian's `pt_BR`).
 
 ## Sources and licences
 {files}

@@ -4,6 +4,12 @@ Fetched for one release (``main``): ``InRelease`` (or ``Release``), ``Translatio
 ``Translation-<lang>`` per target language, ``binary-amd64/Packages``, and the two documentation
 packages ``debian-handbook`` and ``gnome-user-docs`` (extracted). The result is described by
 ``<cache>/manifest-<release>.json``, which the build reads.
+
+Trust: the SHA256 sums come from ``InRelease``, whose OpenPGP signature ``gpgv`` checks against the
+archive keyring. Without ``gpgv``, the keyring or a signed ``InRelease`` the fetch is refused unless
+``allow_unsigned`` (``--allow-unsigned``) is set; the manifest records ``signature_verified`` and
+``allow_unsigned``. Every cached file is checked against its SHA256 before each use (remembered by
+stat in ``<cache>/sha256-memo.json``); a corrupt one is downloaded again, or, offline, is a UserError.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from typing import Optional
 
 from metaxlm import paths, progress
 from metaxlm.data import languages as L
-from metaxlm.data.archive import (DEFAULT_KEYRING, download, ensure_writable, extract_deb, gpg_verify,
+from metaxlm.data.archive import (DEFAULT_KEYRING, INSTALL_HINT, HashMemo, download, ensure_writable,
+                                  extract_deb, extraction_ok, gpg_verified_text, missing_signature_tools,
                                   open_index)
 from metaxlm.data.deb822 import FileSum, parse_packages, parse_release
 from metaxlm.data.sources import resolve_mirror
@@ -36,6 +43,8 @@ class FetchConfig:
     cache: Optional[Path] = None
     refresh: bool = False  # download InRelease again even when one is cached
     keyring: Optional[Path] = DEFAULT_KEYRING
+    # without gpgv, the keyring or a signed InRelease: go on with unauthenticated sums (else refuse)
+    allow_unsigned: bool = False
     apt_root: Path = Path("/etc/apt")
     arch: str = "amd64"
     doc_packages: tuple[str, ...] = tuple(DOC_PACKAGES)
@@ -77,8 +86,11 @@ def fetch(cfg: FetchConfig) -> Path:
     dists = f"dists/{cfg.release}"
     cached = manifest_path(root, cfg.release)
     old = read_json(cached) if cached.exists() else {}
-    if not cfg.refresh and _complete(root, old, cfg):
-        return root  # everything was fetched and verified before: no network, no re-hashing
+    memo = HashMemo(root)
+    if (not cfg.refresh and (old.get("signature_verified") is True or cfg.allow_unsigned)
+            and _complete(root, old, cfg, memo)):
+        memo.save()
+        return root  # everything was fetched before and every file still has its SHA256: no network
     mirror = old.get("mirror") if old and not cfg.mirror and not cfg.refresh else None
     mirror = mirror or resolve_mirror(cfg.release, cfg.mirror, cfg.apt_root)
 
@@ -101,8 +113,10 @@ def fetch(cfg: FetchConfig) -> Path:
             except FileNotFoundError:
                 raise UserError(f"the archive at {mirror} has no release {cfg.release!r} "
                                 f"(no {dists}/InRelease or Release): check --release and --mirror") from None
-    verified = index.name == "InRelease" and gpg_verify(index, cfg.keyring)
-    fields, sums = parse_release(index.read_text(encoding="utf-8", errors="replace"), str(index))
+    signed = _check_signature(index, cfg, mirror, dists)  # the verified text, or None when allowed unsigned
+    verified = signed is not None
+    text = signed if verified else index.read_text(encoding="utf-8", errors="replace")
+    fields, sums = parse_release(text, str(index))
 
     # 2. indices listed in the release file
     wanted: dict[str, str] = {}
@@ -124,7 +138,7 @@ def fetch(cfg: FetchConfig) -> Path:
     with progress.task(f"fetch {cfg.release} indices", total=total) as t:
         for role, name in wanted.items():
             s = sums[name]
-            download(url(f"{dists}/{name}"), root / dists / name, s.sha256, s.size, progress=t.advance)
+            download(url(f"{dists}/{name}"), root / dists / name, s.sha256, s.size, progress=t.advance, memo=memo)
             files[role] = {"path": f"{dists}/{name}", "sha256": s.sha256, "size": s.size}
 
     # 3. documentation packages from the pool, found through Packages
@@ -140,16 +154,17 @@ def fetch(cfg: FetchConfig) -> Path:
             p = debs[name]
             if not p.filename.startswith("pool/") or ".." in p.filename or len(p.sha256) != 64:
                 raise UserError(f"Packages entry for {name} has a bad Filename or SHA256")
-            deb = download(url(p.filename), root / p.filename, p.sha256, p.size, progress=t.advance)
+            deb = download(url(p.filename), root / p.filename, p.sha256, p.size, progress=t.advance, memo=memo)
             target = root / "extract" / f"{name}-{p.sha256[:16]}"
-            extract_deb(deb, target, DOC_PACKAGES.get(name, ("usr/share/",)), (".page", ".html"))
+            extract_deb(deb, target, DOC_PACKAGES.get(name, ("usr/share/",)), (".page", ".html"), memo=memo,
+                        deb_sha256=p.sha256)
             files[f"deb-{name}"] = {"path": p.filename, "sha256": p.sha256, "size": p.size,
                                     "extracted": str(target.relative_to(root))}
 
     manifest = {
         "release": cfg.release, "mirror": mirror, "codename": fields.get("Codename"),
         "version": fields.get("Version"), "date": fields.get("Date"),
-        "release_file": index.name, "signature_verified": verified,
+        "release_file": index.name, "signature_verified": verified, "allow_unsigned": cfg.allow_unsigned,
         "languages": list(cfg.languages), "files": files,
     }
     # Merge with languages fetched before so a later fetch for fewer languages keeps the others.
@@ -159,11 +174,33 @@ def fetch(cfg: FetchConfig) -> Path:
                 files[role] = entry
         manifest["languages"] = sorted({*old.get("languages", []), *cfg.languages})
     atomic_write_json(cached, manifest)
+    memo.save()
     return root
 
 
-def _complete(root: Path, manifest: dict, cfg: FetchConfig) -> bool:
-    """True when ``manifest`` covers ``cfg`` and every file it lists is in the cache with its size."""
+def _check_signature(index: Path, cfg: FetchConfig, mirror: str, dists: str) -> str | None:
+    """The signed text of ``index`` when it is an InRelease with a good signature (a bad one is a
+    UserError); None when it cannot be checked and ``cfg.allow_unsigned``; otherwise a UserError
+    saying what is missing and how to get it."""
+    if index.name != "InRelease":
+        missing = (f"the archive at {mirror} offers no signed {dists}/InRelease, only an unsigned Release "
+                   f"(cached as {index}; --refresh fetches it again)")
+        fix = "use a mirror that serves InRelease"
+    else:
+        tools = missing_signature_tools(cfg.keyring)
+        missing = tools and f"{tools} not found"
+        fix = f"install with `{INSTALL_HINT}` (or give --keyring FILE)"
+    if missing is None:
+        return gpg_verified_text(index, cfg.keyring)
+    if cfg.allow_unsigned:
+        return None
+    raise UserError(f"cannot check the OpenPGP signature of the release index: {missing}; {fix}, or pass "
+                    "--allow-unsigned to use its SHA256 sums unauthenticated")
+
+
+def _complete(root: Path, manifest: dict, cfg: FetchConfig, memo: HashMemo) -> bool:
+    """True when ``manifest`` covers ``cfg`` and every file it lists is in the cache with its size and
+    SHA256 (and every extraction holds exactly its recorded files)."""
     if not manifest or manifest.get("release") != cfg.release:
         return False
     files = manifest.get("files", {})
@@ -174,7 +211,11 @@ def _complete(root: Path, manifest: dict, cfg: FetchConfig) -> bool:
         p = root / f["path"] if f else None
         if p is None or not p.is_file() or p.stat().st_size != f["size"]:
             return False
-        if "extracted" in f and not (root / f["extracted"] / ".complete").exists():
+    for role in roles:  # sizes first (cheap), then the hashes
+        f = files[role]
+        if memo.sha256(root / f["path"]) != f.get("sha256"):
+            return False
+        if "extracted" in f and not extraction_ok(root / f["extracted"], memo, f["sha256"]):
             return False
     return True
 

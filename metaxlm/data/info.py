@@ -13,10 +13,10 @@ def _stats(bench: Path) -> dict:
     st = bench / "stats.json"
     if not st.is_file():
         raise UserError(f"{bench} is not a built benchmark (no stats.json): run `metaxlm data build`")
-    try:
-        return json.loads(st.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise UserError(f"{st} is not valid JSON (line {e.lineno}): rebuild with `metaxlm data build`") from None
+    data = paths.read_json(st, what="benchmark's stats.json", fix="rebuild it with `metaxlm data build`")
+    if not isinstance(data.get("languages", []), list) or not isinstance(data.get("files", {}), dict):
+        raise UserError(f"{st}: 'languages' must be a list and 'files' an object; rebuild with `metaxlm data build`")
+    return data
 
 
 def benchmark_info(bench: str | Path | None = None) -> dict:

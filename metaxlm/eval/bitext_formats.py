@@ -4,7 +4,9 @@ Formats:
 
 - the default benchmark (docs/benchmark.md): ``parallel/<xx>.<split>.tsv`` (header ``en <tab> xx``)
   and ``mining/<xx>-en.<split>.{<xx>,en,gold}``;
-- LASER / Tatoeba: ``tatoeba.<iso3>-eng.<iso3>`` and ``tatoeba.<iso3>-eng.eng``, line-aligned;
+- LASER / Tatoeba: ``tatoeba.<iso3>-eng.<iso3>`` and ``tatoeba.<iso3>-eng.eng``, line-aligned; a test
+  set only (no dev split), so ``eval tatoeba`` fixes the headline layer there
+  (:func:`metaxlm.eval.tatoeba.no_dev_layer`) unless ``--layer`` or a dev pair is given;
 - any pair of line-aligned files (``--src`` xx, ``--tgt`` English);
 - BUCC 2018: ``<xx>-en.<split>.<xx>`` and ``<xx>-en.<split>.en`` (``id <tab> sentence``) and
   ``<xx>-en.<split>.gold`` (``xx-id <tab> en-id``), directly in a directory, in ``<xx>-en/``
@@ -138,7 +140,8 @@ TATOEBA_RE = re.compile(r"tatoeba\.([a-z]{2,3})-eng\.\1")
 
 
 def load_tatoeba_dir(d: Path, languages: Sequence[str] | None = None) -> dict[str, dict[str, ParallelSet]]:
-    """LASER's Tatoeba files ``tatoeba.<iso3>-eng.<iso3>`` + ``.eng`` → ``{iso3: {"test": ParallelSet}}``."""
+    """LASER's Tatoeba files ``tatoeba.<iso3>-eng.<iso3>`` + ``.eng`` → ``{iso3: {"test": ParallelSet}}``
+    (a test split only: LASER ships no dev split)."""
     d = Path(d)
     found = sorted(m.group(1) for p in d.iterdir() if (m := TATOEBA_RE.fullmatch(p.name)))
     langs = _select(found, languages, f"{d} (tatoeba.<iso3>-eng.<iso3> files)")

@@ -3,7 +3,8 @@
 For each language, sentences of both pools are embedded (every layer, each pooling), candidates are
 mined with margin scoring (Artetxe & Schwenk 2019; :mod:`metaxlm.eval.retrieval`), and:
 
-- the headline layer/pooling is the one with the best mean **dev** F1 (or fixed with ``layer``);
+- the headline layer/pooling is the one with the best mean **dev** F1 (or fixed with ``layer``;
+  ``headline.layer_choice`` is ``"dev"`` or ``"user"``, as for Tatoeba);
 - the threshold is the one maximising F1 on the **dev** gold; it is applied to **test**, giving the
   reported precision, recall and F1;
 - ``average_precision`` is threshold-free (test ranking, recall over all test gold pairs);
@@ -12,6 +13,11 @@ mined with margin scoring (Artetxe & Schwenk 2019; :mod:`metaxlm.eval.retrieval`
 
 With ``dedup`` (default) identical sentences are embedded and mined once, and a mined pair stands
 for every id pair holding those two texts.
+
+Data without dev gold is refused (one line naming the splits that have gold), unlike Tatoeba, which
+then fixes the layer (:func:`metaxlm.eval.tatoeba.no_dev_layer`): here a fixed layer would not be
+enough, since the F1 threshold itself must be tuned on gold other than the test gold. BUCC 2018
+ships gold for two splits (``sample`` and ``training``): use one as dev, the other as test.
 
 Result: ``RUN/results/bucc.json`` (docs/results.md, ``kind: "bucc"``), ``RUN/plots/bucc-layers.png``.
 """
@@ -31,7 +37,7 @@ from metaxlm.config import to_dict
 from metaxlm.devices import device_meta, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.eval import retrieval as R
-from metaxlm.eval.bitext_formats import MiningSet, files_hash, load_bucc
+from metaxlm.eval.bitext_formats import MiningSet, files_hash, find_bucc, load_bucc
 from metaxlm.eval.tatoeba import EncodingOptions, choose_headline, default_out, plot_sweep
 
 
@@ -116,10 +122,12 @@ def score_language(dev: Mined, test: Mined) -> dict:
 def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
     """Evaluate, write the run directory, return its path."""
     from metaxlm.encode import check_layer, encode_layers, num_layers
-    from metaxlm.models import resolve_model
-    from metaxlm.paths import default_benchmark_dir
+    from metaxlm.models import load_tokenizer, resolve_model
+    from metaxlm.paths import check_output, default_benchmark_dir
 
     t0 = time.time()
+    if out is not None:
+        out = check_output(out, "run directory")
     device = resolve_device(config.device)
     gpu = R.faiss_gpu(device)
     ref = resolve_model(config.model)
@@ -132,14 +140,18 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
     sets = load_bucc(d, config.languages or None, dev_split=config.dev_split, test_split=config.test_split)
     no_dev = [lang for lang, by in sets.items() if "dev" not in by]
     if no_dev:
-        raise UserError(f"{d}: no {no_dev[0]}-en.{config.dev_split}.gold: the threshold is tuned on dev gold, "
-                        "never on test; name the split that has gold with --dev-split")
+        others = sorted(set(find_bucc(d).get(no_dev[0], {})) - {config.test_split})
+        hint = (f"name one of the other splits with gold ({', '.join(others)}) with --dev-split" if others else
+                f"the only split with gold is {config.test_split!r}; split its gold into a dev and a test part")
+        raise UserError(f"{d}: no {no_dev[0]}-en.{config.dev_split}.gold: the F1 threshold is tuned on dev gold, "
+                        f"never on test; {hint}")
     files = [f for by in sets.values() for s in by.values() for f in s.files]
     data = {"source": "benchmark/mining" if (d / "mining").is_dir() else "bucc2018",
             "data_dir": str(d / "mining") if (d / "mining").is_dir() else str(d), "data_hash": files_hash(files),
             "dev_split": config.dev_split, "test_split": config.test_split}
     n_layers = num_layers(ref)
-    run = rundir.create(out or default_out("bucc", ref.label), config, kind="eval", seed=None,
+    load_tokenizer(ref)  # a broken tokenizer is refused before the run directory exists
+    run = rundir.create(out or check_output(default_out("bucc", ref.label)), config, kind="eval", seed=None,
                         extra_meta={"command": "eval bucc", "model": ref.describe(), **device_meta(device)})
     try:
         layers = list(range(n_layers + 1)) if (config.layer is None or config.sweep) else [config.layer]
@@ -170,7 +182,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
                 if curve:
                     sweep[p][lang] = {"dev": curve}
                     dev_curves[p].append(curve)
-        headline = choose_headline(dev_curves, config.poolings, config.layer)
+        headline = choose_headline(dev_curves, config.poolings, config.layer, n_layers)
         hl, hp = headline["layer"], headline["pooling"]
         scores = {}
         for lang in sets:

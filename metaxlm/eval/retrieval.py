@@ -4,7 +4,8 @@
   query chunks so memory stays bounded; on a GPU index when asked (``gpu=N``, see :func:`faiss_gpu`).
 - :func:`knn_both`: exact top-k in both directions from one pass over ``x yᵀ`` in tiles (faiss
   top-k heaps), half the arithmetic of two searches; the CPU engine for margin scoring (mining needs
-  both directions). Equal similarities resolve to the lowest index in both functions.
+  both directions). Equal computed similarities resolve to the lowest index in both functions (see
+  :func:`_ties_by_index` for what that does not promise on duplicate rows).
 - :func:`compute_margin_candidates`: margin scores as in Artetxe & Schwenk (2019), "Margin-based
   parallel corpus mining with multilingual sentence embeddings": for candidates ``y`` among the ``k``
   nearest neighbours of ``x`` (and vice versa),
@@ -15,7 +16,10 @@
   used once).
 - :func:`compute_best_threshold` (maximise F1), :func:`compute_prf` (apply a threshold),
   :func:`compute_average_precision` (threshold-free).
-- :func:`compute_tatoeba`: top-1 accuracies for line-aligned sets in every convention we report.
+- :func:`compute_tatoeba`: top-1 accuracies for line-aligned sets in every convention we report, in
+  both directions (``xx2en``: each xx sentence queries the English ones; ``en2xx``: each English
+  sentence queries the xx ones, which is what XTREME's Tatoeba code scores: it indexes the xx
+  sentences and searches them with the English ones).
 
 All scores follow LASER's arithmetic (float32 similarities and means) so mined pairs match a
 straightforward LASER-style implementation.
@@ -140,7 +144,16 @@ class _TopK:
 
 
 def _ties_by_index(sims: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows best first, equal similarities by increasing id: the same top-1 for every k and engine."""
+    """Rows best first, equal similarities by increasing id.
+
+    The tie rule applies to the similarities as computed (float32). Within one engine the top-1 is
+    then the same for every ``k``. Across engines (:func:`knn` on faiss, :func:`knn_both` on BLAS
+    tiles, the GPU) it is the same except among bit-identical duplicate rows: the same dot product
+    can round differently (by an ulp) depending on where it falls in a BLAS / faiss block, so copies
+    of one vector need not tie, and one engine may return a later copy where another returns the
+    first (the margin means built on those similarities differ in the last bit too). The retrieved
+    vector — and so a duplicate-aware score — is the same; an exact-index score can differ.
+    """
     order = np.lexsort((ids, -sims), axis=1) if sims.size else np.zeros(sims.shape, np.int64)
     return np.take_along_axis(sims, order, 1), np.take_along_axis(ids, order, 1)
 
@@ -384,7 +397,8 @@ TATOEBA_CONVENTIONS = {
                         "correct iff it is the aligned line",
     "acc_cosine_en2xx": "top-1 accuracy, English → xx, cosine, correct iff aligned line",
     "acc_cosine": "mean of acc_cosine_xx2en and acc_cosine_en2xx (the XTREME-style Tatoeba accuracy is the "
-                  "xx→en value)",
+                  "en→xx value, acc_cosine_en2xx: XTREME's code indexes the xx sentences and searches them "
+                  "with the English ones; LASER's xSIM scores xx→en)",
     "acc_margin_xx2en": "top-1 accuracy xx → English with ratio margin over k nearest neighbours both ways "
                         "(Artetxe & Schwenk 2019), correct iff aligned line",
     "acc_margin_en2xx": "top-1 accuracy English → xx with ratio margin, correct iff aligned line",

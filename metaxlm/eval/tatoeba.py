@@ -1,9 +1,15 @@
 """``metaxlm eval tatoeba``: Tatoeba-style bitext retrieval for any encoder, every layer, both poolings.
 
 Every layer × pooling is swept (cosine top-1 accuracy, mean of both directions) on dev and test and
-stored; the headline layer and pooling are chosen on **dev** (mean over languages) or fixed with
-``layer`` (then the first of ``poolings`` is the headline pooling) — never on test. At the headline
-all conventions of :data:`metaxlm.eval.retrieval.TATOEBA_CONVENTIONS` are reported on test.
+stored; the headline layer and pooling are chosen on **dev** (mean over languages), fixed with
+``layer``, or — when the data has no dev split (LASER's Tatoeba files are a test set only) — fixed
+at :func:`no_dev_layer`, ``round(2L/3)`` of an ``L``-layer encoder: XTREME's convention for
+Tatoeba and BUCC with mBERT / XLM-R base is layer 8 of 12 (``--specific_layer 7`` over the 12
+transformer layers, embeddings excluded; here layer 0 is the embeddings, so it is layer 8). With a
+fixed layer the first of ``poolings`` is the headline pooling. Never chosen on test. The headline
+records how: ``layer_choice`` ``"dev"``, ``"user"`` (``--layer``) or ``"fixed: no dev split"``. At
+the headline all conventions of :data:`metaxlm.eval.retrieval.TATOEBA_CONVENTIONS` are reported
+on test.
 
 Result: ``RUN/results/tatoeba.json`` (docs/results.md, ``kind: "tatoeba"``) and
 ``RUN/plots/tatoeba-layers.png``.
@@ -37,7 +43,7 @@ class EncodingOptions:
     """How sentences are encoded: the fields every retrieval config shares, checked once."""
 
     poolings: tuple[str, ...] = ("mean", "cls")
-    layer: Optional[int] = None  # fix the headline layer instead of choosing it on dev
+    layer: Optional[int] = None  # fix the headline layer instead of choosing it on dev (no dev: no_dev_layer)
     batch_size: int = 64
     max_length: int = 128
     exclude_special: bool = False
@@ -149,36 +155,55 @@ def _encode(ref, sentences: list[str], config, device, desc: str) -> dict[str, n
                          device=device, desc=desc)
 
 
-def choose_headline(dev_curves: dict[str, list[list[float]]], poolings, layer: int | None) -> dict:
-    """Best (pooling, layer) by the mean over dev sets; ``dev_curves[pooling]`` = per-set curves."""
+LAYER_CHOICES = ("dev", "user", "fixed: no dev split")  # how the headline layer was chosen
+NO_DEV_RULE = "round(2L/3) (XTREME: layer 8 of 12 for base models)"
+
+
+def no_dev_layer(n_layers: int) -> int:
+    """The headline layer when there is no dev split to choose it on: ``round(2L/3)`` of an
+    ``n_layers``-layer encoder (0 = embeddings), XTREME's middle-to-upper layer (8 of 12)."""
+    return min(max(int(round(2 * n_layers / 3)), 0), n_layers)
+
+
+def choose_headline(dev_curves: dict[str, list[list[float]]], poolings, layer: int | None,
+                    n_layers: int | None = None) -> dict:
+    """Best (pooling, layer) by the mean over dev sets; ``dev_curves[pooling]`` = per-set curves.
+
+    ``layer`` given: that layer (``layer_choice`` ``"user"``). No dev curve at all: layer
+    :func:`no_dev_layer` of ``n_layers`` (``"fixed: no dev split"``). Both take the first pooling."""
     if layer is not None:
-        return {"layer": layer, "pooling": poolings[0], "selected_on": "fixed"}
+        return {"layer": layer, "pooling": poolings[0], "selected_on": "fixed", "layer_choice": "user"}
+    if not any(dev_curves.get(p) for p in poolings):
+        if n_layers is None:
+            raise ValueError("no dev curves and no n_layers: cannot fix the headline layer")
+        return {"layer": no_dev_layer(n_layers), "pooling": poolings[0], "selected_on": "fixed",
+                "layer_choice": "fixed: no dev split", "layer_rule": NO_DEV_RULE}
     best = None
     for p in poolings:
         mean = np.mean(np.array(dev_curves[p], dtype=np.float64), axis=0)
         li = int(np.argmax(mean))
         if best is None or mean[li] > best[0]:
             best = (float(mean[li]), li, p)
-    return {"layer": best[1], "pooling": best[2], "selected_on": "dev", "dev_score": best[0]}
+    return {"layer": best[1], "pooling": best[2], "selected_on": "dev", "layer_choice": "dev", "dev_score": best[0]}
 
 
 def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
     """Evaluate, write the run directory, return its path."""
     from metaxlm.encode import check_layer, num_layers
-    from metaxlm.models import resolve_model
+    from metaxlm.models import load_tokenizer, resolve_model
+    from metaxlm.paths import check_output
 
     t0 = time.time()
+    if out is not None:
+        out = check_output(out, "run directory")
     device = resolve_device(config.device)
     gpu = R.faiss_gpu(device)
     ref = resolve_model(config.model)
     check_layer(ref, config.layer)
-    sets, extra, data = _load(config)
-    has_dev = any("dev" in by for by in sets.values()) or bool(extra)
-    if config.layer is None and not has_dev:
-        raise UserError("no dev split to choose the headline layer on (these files have only a test set): "
-                        "pass --layer N to fix it, or a dev pair with --dev-src/--dev-tgt")
+    sets, extra, data = _load(config)  # no dev split (e.g. LASER Tatoeba files): the layer is fixed below
     n_layers = num_layers(ref)
-    run = rundir.create(out or default_out("tatoeba", ref.label), config, kind="eval", seed=None,
+    load_tokenizer(ref)  # a broken tokenizer is refused before the run directory exists
+    run = rundir.create(out or check_output(default_out("tatoeba", ref.label)), config, kind="eval", seed=None,
                         extra_meta={"command": "eval tatoeba", "model": ref.describe(), **device_meta(device)})
     try:
         sweep: dict = {p: {} for p in config.poolings}
@@ -196,7 +221,7 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
                     dev_curves[p].append(curve)
             if split == "test":
                 test_emb[lang] = (ex, ee)
-        headline = choose_headline(dev_curves, config.poolings, config.layer)
+        headline = choose_headline(dev_curves, config.poolings, config.layer, n_layers)
         hl, hp = headline["layer"], headline["pooling"]
         scores = {}
         for lang, (ex, ee) in test_emb.items():
@@ -254,7 +279,7 @@ def plot_sweep(path: Path, sweep: dict, headline: dict, *, ylabel: str, title: s
             ax.axhline(float(np.mean(list(chance.values()))), color="grey", linestyle=":", label="chance (test)")
         if p == headline["pooling"]:
             ax.axvline(headline["layer"], color="black", alpha=0.3,
-                       label=f"headline layer ({headline['selected_on']})")
+                       label=f"headline layer ({headline.get('layer_choice') or headline['selected_on']})")
         ax.set_title(f"pooling: {p}")
         ax.set_xlabel("layer (0 = embeddings)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

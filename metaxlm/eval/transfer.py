@@ -13,6 +13,7 @@ aggregated and written by the code below.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import random
 import re
 import time
@@ -29,6 +30,7 @@ from metaxlm.eval.finetune import FineTuner, FinetuneParams
 from metaxlm.eval.formats import TaskData, load_task
 from metaxlm.eval.tasks import TaskSpec, get_task
 from metaxlm.models import resolve_model
+from metaxlm.paths import check_output
 from metaxlm.stats import summarize
 
 _DEF = FinetuneParams()
@@ -62,11 +64,14 @@ class TransferConfig:
         checks = [
             (self.seeds >= 1, "seeds must be at least 1"),
             (self.train_size is None or self.train_size >= 1, "train_size must be at least 1"),
-            (self.lr is None or self.lr > 0, "lr must be positive"),
+            # written so that NaN fails (NaN compares false); build() refuses NaN/inf already
+            (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),
+             f"lr must be a finite number > 0, got {self.lr}"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be at least 1"),
             (self.max_length is None or self.max_length >= 8, "max_length must be at least 8"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)"),
+            (0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}"),
+            (0 <= self.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, got {self.weight_decay}"),
             (self.train_eval_size >= 1, "train_eval_size must be at least 1"),
         ]
         for ok, msg in checks:
@@ -111,6 +116,8 @@ def _make_predictor(config: TransferConfig, spec: TaskSpec, labels, device):
 def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show: bool = True) -> Path:
     """Evaluate ``config.model`` on ``config.task``; returns the run directory."""
     t0 = time.time()
+    if out is not None:
+        out = check_output(out, "run directory")
     device = resolve_device(config.device)
     spec = get_task(config.task)
     config = config.resolved(spec)
@@ -120,8 +127,8 @@ def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show:
                         f"({len(data.train)} items)")
     ref, predictor = _make_predictor(config, spec, data.labels, device)
     used = device_meta(predictor.device) if isinstance(predictor, FineTuner) else {"device": "cpu"}  # controls: CPU
-    run = rundir.create(out or default_out(spec.name, ref.label), config, kind="eval", seed=config.seed,
-                        extra_meta={"task": spec.name, "model": ref.describe(), **used})
+    run = rundir.create(out or check_output(default_out(spec.name, ref.label)), config, kind="eval",
+                        seed=config.seed, extra_meta={"task": spec.name, "model": ref.describe(), **used})
     try:
         result = evaluate(config, spec, data, ref, predictor, run)
         result["timing"] = {"seconds": time.time() - t0}

@@ -37,8 +37,8 @@ from metaxlm import progress, rundir
 from metaxlm.devices import check_device, device_meta, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.eval.retrieval import faiss_backend, faiss_gpu, knn
-from metaxlm.models import ModelRef, resolve_model
-from metaxlm.paths import default_benchmark_dir
+from metaxlm.models import ModelRef, load_tokenizer, resolve_model
+from metaxlm.paths import check_output, default_benchmark_dir
 from metaxlm.probe import cka as C
 
 
@@ -70,6 +70,7 @@ class AlignConfig:
             (not (self.data and self.pairs), "give either --data or --pair inputs, not both"),
             (self.max_sentences is None or self.max_sentences >= 1, "max_sentences must be at least 1"),
             (self.bootstrap >= 1, "bootstrap must be at least 1 resample"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.max_length >= 2, "max_length must be at least 2"),
             (all(layer >= 0 for layer in self.layers), "layers are numbered from 0 (embeddings)"),
@@ -241,6 +242,8 @@ def retrieval_hits(xx: np.ndarray, en: np.ndarray, gpu: int | None = None) -> np
 def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
     """Run the probe; returns the run directory (results/align.json or results/align-pair.json)."""
     t0 = time.perf_counter()
+    if out is not None:
+        out = check_output(out, "run directory")
     device = resolve_device(config.device)
     refs = [resolve_model(m) for m in config.models]
     layers = [_resolve_layers(r, config.layers) for r in refs]
@@ -249,7 +252,9 @@ def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
         inputs.append(load_inputs(config, config.data[1]) if len(config.data) == 2 else inputs[0])
         _check_same_inputs(inputs[0], inputs[1], refs)
     labels = _labels(refs)
-    run = rundir.create(out or default_out(labels), config, kind="probe", seed=config.seed,
+    for r in refs:
+        load_tokenizer(r)  # a broken tokenizer is refused before the run directory exists
+    run = rundir.create(out or check_output(default_out(labels)), config, kind="probe", seed=config.seed,
                         extra_meta={"command": "probe align", "models": [r.describe() for r in refs],
                                     **device_meta(device)})
     try:

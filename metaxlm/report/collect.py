@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -114,6 +115,24 @@ def _read_json(path: Path, problems: list[str]) -> dict | None:
     return data
 
 
+def _schema_ok(path: Path, data: dict, problems: list[str]) -> bool:
+    """A result written by a newer metaxlm (``schema_version`` above the one this version writes) is
+    refused: its fields may mean something else. Older versions (and files without one) load."""
+    from metaxlm.rundir import SCHEMA_VERSION
+
+    version = data.get("schema_version")
+    if version is None or (isinstance(version, int) and not isinstance(version, bool) and version <= SCHEMA_VERSION):
+        return True
+    if isinstance(version, int) and not isinstance(version, bool):
+        line = (f"{path}: schema_version {version} is newer than this metaxlm reads ({SCHEMA_VERSION}); skipped "
+                "(upgrade metaxlm to report it)")
+    else:
+        line = f"{path}: schema_version {version!r} is not a version number; skipped"
+    problems.append(line)
+    print(f"warning: {line}", file=sys.stderr)
+    return False
+
+
 def _read_metrics(path: Path) -> list[dict]:
     out: list[dict] = []
     if not path.is_file():
@@ -138,7 +157,7 @@ def _read_run(path: Path, problems: list[str]) -> Run:
     if rdir.is_dir():
         for p in sorted(rdir.glob("*.json")):
             data = _read_json(p, problems)
-            if data is not None:
+            if data is not None and _schema_ok(p, data, problems):
                 results[p.stem] = data
     cfg = path / "config.yaml"
     try:
@@ -255,6 +274,8 @@ def collect(paths: Iterable[str | Path]) -> Collection:
             seen.add(rp)
             col.runs.append(_read_run(d, col.problems))
     if not any(r.results for r in col.runs):
+        if col.problems:
+            raise UserError(f"no usable results under {', '.join(map(str, roots))}: {col.problems[0]}")
         raise UserError(f"no results/*.json found under {', '.join(map(str, roots))}: "
                         "give the directories written by metaxlm compare / eval / probe")
     # The comparison a root belongs to (``metaxlm compare`` passes CMP/train, CMP/eval, CMP/probe):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html as _html
 
+from metaxlm.report import MARKER
 from metaxlm.report import tables as T
 from metaxlm.report import verdict as V
 from metaxlm.report.plots import Figure
@@ -169,6 +170,6 @@ def render(s: Summary, figures: list[Figure]) -> str:
     if s.notes:
         b.append("<h2>Notes recorded with the results</h2><ul>" + "".join(f"<li>{_e(p)}</li>" for p in s.notes)
                  + "</ul>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    return (f"<!DOCTYPE html>\n{MARKER}\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(s.title)}</title>"
             f"<style>{CSS}</style></head><body><main>\n" + "\n".join(b) + "\n</main></body></html>\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from metaxlm.report import MARKER
 from metaxlm.report import tables as T
 from metaxlm.report.plots import Figure
 from metaxlm.report.summary import Summary
@@ -81,7 +82,7 @@ def sections(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> li
 
 
 def render(s: Summary, figures: list[Figure], fig_paths: dict[str, str]) -> str:
-    head = [f"# {s.title}", "",
+    head = [MARKER, f"# {s.title}", "",
             f"Generated {s.generated_at} from {', '.join(f'`{r}`' for r in s.roots)}. "
             "Every number is read from recorded result files; nothing is recomputed.", ""]
     for c in s.comparisons:

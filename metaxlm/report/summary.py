@@ -7,6 +7,7 @@ values (means over seeds, the Welch interval of :mod:`metaxlm.report.verdict`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,35 @@ def _ctx_for(col: Collection, e: Entry) -> dict:
         if t.seed == e.seed:
             return {"tatoeba_layer": (t.payload.get("headline") or {}).get("layer")}
     return {}
+
+
+def layer_choice(payload: dict) -> str | None:
+    """How a retrieval result's headline layer was chosen: ``headline.layer_choice`` (``"dev"``,
+    ``"user"``, ``"fixed: no dev split"``); results written before it was recorded: ``selected_on``
+    ``"dev"`` → ``"dev"``, ``"fixed"`` (then only ``--layer``) → ``"user"``."""
+    h = payload.get("headline") or {}
+    choice = h.get("layer_choice")
+    if choice is None:
+        choice = {"dev": "dev", "fixed": "user"}.get(h.get("selected_on"))
+    return choice
+
+
+def _tatoeba_label(col: Collection, label: str) -> str:
+    """The Tatoeba row's label, with how the headline layer was chosen when any result did not choose it
+    on dev (``…; layer choice: fixed: no dev split (layer 8)``); unchanged when all chose on dev."""
+    by: dict[str, set] = {}
+    for e in col.entries:
+        if e.name == "tatoeba":
+            choice = layer_choice(e.payload)
+            if choice is not None:
+                by.setdefault(choice, set()).add((e.payload.get("headline") or {}).get("layer"))
+    if not by or set(by) == {"dev"}:
+        return label
+    parts = []
+    for choice in sorted(by):
+        layers = sorted(x for x in by[choice] if isinstance(x, int))
+        parts.append(choice + (f" (layer {', '.join(map(str, layers))})" if layers and choice != "dev" else ""))
+    return f"{label}; layer choice: {', '.join(parts)}"
 
 
 def sample_for(col: Collection, variant: str, metric: V.Metric, tokens: int | None = None) -> V.Sample | None:
@@ -351,6 +381,8 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
     rows: list[Row] = []
     units: set[str] = set()
     for m in V.metrics_for(tasks, col.names(), metric_names):
+        if m.key == "tatoeba.acc":
+            m = dataclasses.replace(m, label=_tatoeba_label(col, m.label))
         samples = {v: sample_for(col, v, m) for v in variants}
         if "majority" not in {e.variant for e in col.entries if e.name == m.name} and m.claim != "alignment" \
                 and m.control_check:

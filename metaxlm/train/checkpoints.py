@@ -30,11 +30,13 @@ def save_checkpoint(model, tokenizer, directory: Path, info: dict[str, Any]) -> 
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     from transformers.utils import logging as hf_logging
 
+    from metaxlm.train.tokenizer import save_tokenizer
+
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
         model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
+        save_tokenizer(tokenizer, tmp)
         (tmp / "checkpoint.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")

@@ -7,12 +7,26 @@ types are :class:`~metaxlm.errors.UserError` (exit code 2 in the CLI).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, Optional, Union
 
 from metaxlm import config as cfg
 from metaxlm.errors import UserError
+
+# The largest vocabulary a tokenizer may be trained with: the tokenizers library's trainers reserve
+# about 32 bytes per requested entry up front (measured: vocab_size 2**32 - 1 asks for 137 GB and
+# aborts the process without a Python error; 2**32 overflows the Unigram trainer's u32), and token
+# ids are stored as uint32. 2**24 (16.8M pieces, 0.5 GB reserved) is far above any real vocabulary.
+MAX_VOCAB_SIZE = 1 << 24
+
+
+def _finite(x) -> bool:
+    try:
+        return not isinstance(x, bool) and math.isfinite(x)
+    except (TypeError, OverflowError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,36 @@ class PhaseConfig:
     warmup: Optional[float] = None
     lr: Optional[float] = None  # peak learning rate of this phase (default: the run's ``lr``)
     reset_optimizer: bool = False  # fresh AdamW moments at the start of this phase
+
+    def __post_init__(self):
+        for name in ("tokens", "steps"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ValueError(f"phase {self.name!r}: {name} must be at least 1, got {v}")
+        if self.fraction is not None and not (_finite(self.fraction) and 0 <= self.fraction <= 1):
+            raise ValueError(f"phase {self.name!r}: fraction must be in [0, 1], got {self.fraction}")
+        if self.warmup is not None and not (_finite(self.warmup) and self.warmup >= 0):
+            raise ValueError(f"phase {self.name!r}: warmup must be a finite number >= 0, got {self.warmup}")
+        if self.lr is not None and not (_finite(self.lr) and self.lr > 0):
+            raise ValueError(f"phase {self.name!r}: lr must be a finite number > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class ScheduleExtension:
+    """A budget extension made by ``metaxlm train --resume RUN --total-tokens N`` (recorded in the
+    run's config.yaml, never written by hand): at optimizer step ``step`` the run's plan grew from
+    ``from_steps`` to ``to_steps`` steps. The run-wide (``global``) schedule then continues from the
+    learning rate it had at ``step`` (or at the end of the warmup, if that comes later) and decays
+    linearly to zero at ``to_steps``; the warmup keeps the length it had in the original plan."""
+
+    step: int
+    from_steps: int
+    to_steps: int
+
+    def __post_init__(self):
+        if not (self.step >= 0 and 1 <= self.from_steps < self.to_steps):
+            raise ValueError(f"schedule_extensions: need step >= 0 and 1 <= from_steps < to_steps, got step "
+                             f"{self.step}, from_steps {self.from_steps}, to_steps {self.to_steps}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,11 @@ class TrainConfig:
     val_every: int = 200  # steps between validation passes (and at every phase end); 0 = phase ends only
     save_every: int = 100  # steps between full training states (RUN/state) for exact resume
     checkpoint_points: tuple[float, ...] = ()  # fractions of total_tokens: checkpoints tokens-<N>
+    # -- sanity caps on the budget (checked before the first step; raise them if you mean it) -----
+    max_epochs: float = 1000.0  # refuse a budget that repeats some language's corpus more often than this
+    max_steps: int = 1_000_000_000  # refuse a budget of more optimizer steps than this
+    # -- written by `train --resume RUN --total-tokens N` (see ScheduleExtension); not set by hand --
+    schedule_extensions: tuple[ScheduleExtension, ...] = ()
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N (metaxlm.devices)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on GPU, fp32 on CPU
     threads: Optional[int] = None  # torch CPU threads (None = torch's default)
@@ -99,18 +148,30 @@ class TrainConfig:
 
         check_device(self.device)
 
+        # every comparison is written so that NaN fails it (NaN compares false)
         if not 0 <= self.meta_split <= 1:
             bad(f"meta_split must be in [0, 1], got {self.meta_split}")
         if not 0 < self.mask_prob < 1:
             bad(f"mask_prob must be in (0, 1), got {self.mask_prob}")
-        if self.mask_replace < 0 or self.mask_random < 0 or self.mask_replace + self.mask_random > 1:
-            bad("mask_replace and mask_random must be >= 0 and sum to at most 1")
-        if self.alpha < 0:
-            bad(f"alpha must be >= 0, got {self.alpha}")
+        if not (self.mask_replace >= 0 and self.mask_random >= 0 and self.mask_replace + self.mask_random <= 1):
+            bad(f"mask_replace and mask_random must be >= 0 and sum to at most 1, got {self.mask_replace} and "
+                f"{self.mask_random}")
+        if not (_finite(self.alpha) and self.alpha >= 0):
+            bad(f"alpha (the sampling exponent) must be a finite number >= 0, got {self.alpha}")
         for name in ("grad_accum", "log_every", "save_every", "val_blocks", "vocab_size",
                      "tokenizer_max_lines", "val_max_lines"):
             if getattr(self, name) < 1:
                 bad(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (_finite(self.max_epochs) and self.max_epochs > 0):
+            bad(f"max_epochs must be a finite number > 0, got {self.max_epochs}")
+        if self.max_steps < 1:
+            bad(f"max_steps must be at least 1, got {self.max_steps}")
+        for a, b in zip(self.schedule_extensions, self.schedule_extensions[1:]):
+            if not (b.step >= a.step and b.from_steps == a.to_steps):
+                bad("schedule_extensions must follow each other (steps in order, each from_steps the previous "
+                    "to_steps); this key is written by `train --resume --total-tokens`, not by hand")
+        if self.vocab_size > MAX_VOCAB_SIZE:
+            bad(f"vocab_size {self.vocab_size} is too large: at most {MAX_VOCAB_SIZE:,} (2**24) pieces")
         for name in ("total_tokens", "seq_len", "batch_size", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -119,10 +180,16 @@ class TrainConfig:
             bad(f"seq_len must be at least 8, got {self.seq_len}")
         if self.val_every < 0:
             bad(f"val_every must be >= 0, got {self.val_every}")
-        if self.lr is not None and not self.lr > 0:
-            bad(f"lr must be > 0, got {self.lr}")
-        if self.warmup < 0:
-            bad(f"warmup must be >= 0, got {self.warmup}")
+        if self.seed < 0:
+            bad(f"seed must be >= 0, got {self.seed}")
+        if self.lr is not None and not (_finite(self.lr) and self.lr > 0):
+            bad(f"lr must be a finite number > 0, got {self.lr}")
+        if not (_finite(self.warmup) and self.warmup >= 0):
+            bad(f"warmup must be a finite number >= 0 (a fraction below 1 or a number of steps), got {self.warmup}")
+        if not (_finite(self.weight_decay) and self.weight_decay >= 0):
+            bad(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not (_finite(self.adam_eps) and self.adam_eps > 0):
+            bad(f"adam_eps must be a finite number > 0, got {self.adam_eps}")
         if not 0 < self.val_fraction < 1:
             bad(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
@@ -130,8 +197,8 @@ class TrainConfig:
         for p in self.checkpoint_points:
             if not 0 < p < 1:
                 bad(f"checkpoint_points must be fractions in (0, 1), got {p}")
-        if self.clip < 0:
-            bad(f"clip must be >= 0, got {self.clip}")
+        if not (_finite(self.clip) and self.clip >= 0):
+            bad(f"clip must be a finite number >= 0 (0 = no clipping), got {self.clip}")
         if not self.regime or "/" in self.regime:
             bad(f"regime must be a plain name, got {self.regime!r}")
 

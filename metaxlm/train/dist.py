@@ -50,6 +50,16 @@ class DistEnv:
             self.owns_group = False
 
 
+def wait_for_file(path, poll: float = 0.5) -> None:
+    """Block until ``path`` exists: how non-zero ranks wait for rank 0's long file-producing work
+    (tokenizer training, the token cache) without a collective that would time out."""
+    import time
+    from pathlib import Path
+
+    while not Path(path).exists():
+        time.sleep(poll)
+
+
 def wrap(module, env: DistEnv, device):
     """``module`` in DistributedDataParallel when several processes run, else ``module`` itself."""
     if env.world == 1:

@@ -17,6 +17,17 @@ tokenizer into ``RUN/tokenizer``, and runs the phases step by step:
   ``final``; the full state every ``save_every`` steps and at every checkpoint;
 - a NaN/inf loss or gradient stops the run: the last good state/checkpoints stay, the run is marked
   failed and a UserError says so.
+
+Before the run starts, budgets that make no sense are refused: more than ``max_steps`` optimizer
+steps, or a phase plan that repeats some language's corpus more than ``max_epochs`` times.
+
+``train(None, RUN, resume=True, resume_changes={...})`` continues an unfinished run and may change
+what does not change the run's identity (:data:`RESUME_CHANGEABLE`): ``lr`` (the new peak from the
+resume step on), ``device``, ``threads`` and ``total_tokens`` (only larger: a budget extension, see
+:func:`metaxlm.train.regimes.extend_phases`). Every resume is recorded in ``meta.json``
+(``resumed``: time, step, changes) and a changed config is rewritten (atomically) to
+``config.yaml``, so that a later resume continues the changed run exactly. Every other key is
+refused (:data:`RESUME_FIXED` says why).
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from metaxlm import progress, rundir
-from metaxlm.config import to_dict
+from metaxlm.config import dump_yaml, to_dict
 from metaxlm.devices import autocast, device_meta, grad_scaler
 from metaxlm.errors import UserError
 from metaxlm.train import dist as _dist
@@ -41,12 +52,33 @@ from metaxlm.train.config import TrainConfig, load_train_config, with_updates
 from metaxlm.train.corpus import HFSource, default_corpus_dir, parse_source, resolve_files, scan
 from metaxlm.train.mlm import MaskedLoss, masked_lm_loss_sum
 from metaxlm.train.model import build_model, model_config, preset
-from metaxlm.train.regimes import Phase, lr_at, phase_at, resolve_phases
+from metaxlm.train.regimes import Phase, extend_phases, lr_at, phase_at, phase_configs, resolve_phases
 from metaxlm.train.tokcache import describe as describe_tokens
 from metaxlm.train.tokcache import prepare_tokens
-from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, train_tokenizer
+from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, save_tokenizer, train_tokenizer
 
 REPEAT_WARN = 4.0  # a phase that repeats a language's corpus more often than this is warned about
+RELEASE_EVERY = 5  # steps between releases of the token files' mapped pages (tokcache.LangTokens.release)
+
+# What `train --resume` may change, and why everything else is refused (TrainConfig key -> reason).
+RESUME_CHANGEABLE = ("lr", "total_tokens", "device", "threads")
+RESUME_FIXED = {
+    "regime": "the regime is the run's list of phases",
+    "phases": "the regime is the run's list of phases",
+    "meta_split": "it moves the boundary between the phases",
+    "corpus": "the run trains on the data it started with",
+    "languages": "the run trains on the data it started with",
+    "tokenizer": "the model's vocabulary is the run's tokenizer",
+    "vocab_size": "the model's vocabulary is the run's tokenizer",
+    "model": "the architecture is fixed by the saved weights",
+    "model_args": "the architecture is fixed by the saved weights",
+    "seed": "the seed fixes the initialisation and every step's batch and masks",
+    "batch_size": "the data position and the tokens per step are counted in batches of this size",
+    "seq_len": "the data position and the tokens per step are counted in blocks of this length",
+    "grad_accum": "it splits every step's batch differently, so the continuation would not be exact",
+    "alpha": "it changes the language mix of the remaining steps",
+    "checkpoint_points": "every regime of a comparison checkpoints at the same fractions of its budget",
+}
 
 
 class TrainingDiverged(UserError):
@@ -89,10 +121,12 @@ class Prepared:
     budget: dict | None = None  # epochs per phase and language, warnings
 
 
-def prepare(config: TrainConfig, env: _dist.DistEnv | None = None) -> Prepared:
+def prepare(config: TrainConfig, env: _dist.DistEnv | None = None, tokenizer_dir: Path | None = None) -> Prepared:
     """Every check that can fail on the user's input, before anything is written. Rank 0 also scans
     the corpus (UTF-8, line counts, SHA256; remembered) and, when the tokenizer is given, prepares
-    the token cache, so that a corpus too small for one block is refused before the run exists."""
+    the token cache, so that a corpus too small for one block (or a budget that repeats it absurdly
+    often) is refused before the run exists. ``tokenizer_dir`` stands in for a ``config.tokenizer``
+    of None (a resumed run's own tokenizer)."""
     env = env or _dist.DistEnv()
     world = env.world
     config = resolve_config(config)
@@ -102,10 +136,17 @@ def prepare(config: TrainConfig, env: _dist.DistEnv | None = None) -> Prepared:
         raise UserError(f"batch_size {config.batch_size} (global) must be a multiple of processes × grad_accum "
                         f"= {world} × {config.grad_accum}")
     tps = config.batch_size * config.seq_len
+    steps = round(config.total_tokens / tps)
+    if steps > config.max_steps:
+        raise UserError(f"total_tokens = {config.total_tokens:,} is {steps:,} optimizer steps of {tps:,} tokens "
+                        f"(batch_size {config.batch_size} × seq_len {config.seq_len}), more than max_steps = "
+                        f"{config.max_steps:,}: give a realistic --total-tokens (or raise max_steps in a --config "
+                        "file if you mean it)")
     phases = resolve_phases(config, files.languages, config.total_tokens, tps, config.lr)
     tok = None
-    if config.tokenizer is not None:
-        tok = load_tokenizer(config.tokenizer)
+    tok_source = config.tokenizer if config.tokenizer is not None else tokenizer_dir
+    if tok_source is not None:
+        tok = load_tokenizer(tok_source)
         model_config(config.model, config.model_args, len(tok), config.seq_len)
     else:
         model_config(config.model, config.model_args, config.vocab_size, config.seq_len)
@@ -115,6 +156,8 @@ def prepare(config: TrainConfig, env: _dist.DistEnv | None = None) -> Prepared:
         if tok is not None:
             prep.tokens = prepare_tokens(files, tok, config.val_fraction, config.val_max_lines, scans=prep.scans)
             prep.budget = budget(prep, prep.tokens)
+    elif tok is not None:  # the other ranks wait for rank 0's cache files (no collective, no timeout)
+        prep.tokens = prepare_tokens(files, tok, config.val_fraction, config.val_max_lines, build=False)
     return prep
 
 
@@ -148,9 +191,28 @@ def budget(prep: Prepared, tokens: dict) -> dict:
             warnings.append(f"phase {ph.name} repeats its corpus: {', '.join(f'{k} {v:.1f}×' for k, v in over.items())} "
                             f"(more than {REPEAT_WARN:g} epochs; {worst} has {tokens[worst].train_tokens:,} training "
                             f"tokens): results measure repetition as much as data; give more text or a smaller budget")
+    _check_epochs(config, phases, tokens)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     return {"phases": phases, "warnings": warnings, "repeat_warn_epochs": REPEAT_WARN}
+
+
+def _check_epochs(config: TrainConfig, phases: list[dict], tokens: dict) -> None:
+    """Refuse a budget that repeats some language's corpus more than ``max_epochs`` times (all phases)."""
+    total: dict[str, float] = {}
+    for ph in phases:
+        for lang, e in ph["epochs"].items():
+            total[lang] = total.get(lang, 0.0) + e
+    if not total:
+        return
+    worst = max(total, key=total.get)
+    if total[worst] <= config.max_epochs:
+        return
+    fits = int(config.total_tokens * config.max_epochs / total[worst])
+    raise UserError(f"total_tokens = {config.total_tokens:,} would repeat the {worst} corpus {total[worst]:,.0f} times "
+                    f"({tokens[worst].train_tokens:,} training tokens), more than max_epochs = {config.max_epochs:g}: "
+                    f"give --total-tokens {fits:,} or less, or more text (or raise max_epochs in a --config file if "
+                    "you mean it)")
 
 
 def checkpoint_steps(config: TrainConfig, budget_steps: int, total_steps: int) -> dict[int, str]:
@@ -239,22 +301,96 @@ def _truncate_metrics(run: rundir.RunDir, upto_step: int) -> None:
 
 
 def train(config: TrainConfig | dict | str | Path | None = None, out: str | Path | None = None,
-          resume: bool = False) -> Path:
+          resume: bool = False, resume_changes: dict[str, Any] | None = None) -> Path:
     """Pretrain under ``config``'s regime into the run directory ``out``; returns ``out``.
 
     ``resume=True`` continues the unfinished run in ``out`` from its last saved state (its own
-    ``config.yaml`` is used). A finished run is never overwritten.
+    ``config.yaml`` is used). A finished run is never overwritten. ``resume_changes`` (keys of
+    :data:`RESUME_CHANGEABLE`; ``None`` values are ignored) changes the resumed run from its saved
+    step on: a new peak ``lr``, another ``device`` or ``threads``, a larger ``total_tokens``.
     """
-
-    env = _dist.setup("auto" if config is None or not isinstance(config, TrainConfig) else config.device)
+    changes = {k: v for k, v in (resume_changes or {}).items() if v is not None}
+    if changes and not resume:
+        raise UserError("resume_changes apply to a resumed run only (resume=True)")
+    device = changes.get("device") or (
+        "auto" if config is None or not isinstance(config, TrainConfig) else config.device)
+    env = _dist.setup(device)
     try:
-        return _train(config, out, resume, env)
+        return _train(config, out, resume, env, changes)
     finally:
         env.close()
 
 
-def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
+def resume_refusal(key: str) -> str:
+    option = "--" + key.replace("_", "-")
+    why = RESUME_FIXED.get(key, "it is part of what the run is")
+    return (f"--resume: drop {option}: it would change the run ({why}); only "
+            f"{', '.join('--' + k.replace('_', '-') for k in RESUME_CHANGEABLE)} can change on resume; "
+            "start a new run for the rest")
 
+
+def _state_step(path: Path) -> int:
+    """The optimizer step of a saved training state (0 when there is none), read without loading it."""
+    if not path.is_file():
+        return 0
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:  # an old or damaged file: the full loader says what is wrong (a UserError)
+        return int(load_state(path)["step"])
+
+
+def resume_config(config: TrainConfig, changes: dict[str, Any], step: int,
+                  corpus_languages: list[str]) -> tuple[TrainConfig, dict]:
+    """``config`` with ``changes`` applied at optimizer ``step`` and the changes made, ``{key: {from, to}}``.
+
+    A value equal to the current one is no change. ``total_tokens`` may only grow: with a saved
+    state the last phase gets the extra steps and the schedule continues to the new end
+    (:func:`~metaxlm.train.regimes.extend_phases`); with none (step 0, the run restarts) the new
+    budget simply replaces the old one, as if the run had been started with it.
+    """
+    for key in changes:
+        if key not in RESUME_CHANGEABLE:
+            raise UserError(resume_refusal(key))
+    config = resolve_config(config)
+    new, diff = config, {}
+    total = changes.get("total_tokens")
+    if total is not None and total != config.total_tokens:
+        if not isinstance(total, int) or isinstance(total, bool):
+            raise UserError(f"--total-tokens {total!r}: give a whole number of tokens")
+        if total < config.total_tokens:
+            raise UserError(f"--total-tokens {total}: a resumed run's budget can only grow (it is "
+                            f"{config.total_tokens:,} tokens); a smaller budget would be a different run: start one")
+        if step == 0:
+            new = with_updates(new, total_tokens=total)
+        else:
+            new = extend_phases(new, corpus_languages, total, step)
+        diff["total_tokens"] = {"from": config.total_tokens, "to": total}
+    lr = changes.get("lr")
+    if lr is not None and lr != config.lr:
+        new = with_updates(new, lr=float(lr))
+        tps = new.batch_size * new.seq_len
+        phases = resolve_phases(new, corpus_languages, new.total_tokens, tps, new.lr)
+        ahead = [pc.name for pc, ph in zip(phase_configs(new), phases) if ph.end > step and pc.lr is None]
+        if not ahead:
+            raise UserError(f"--lr: no phase still to train uses the run's lr (regime {new.regime!r}: "
+                            + ("it trains no steps" if not phases else "every remaining phase sets its own lr in "
+                               "config.yaml") + "), so --lr would change nothing")
+        diff["lr"] = {"from": config.lr, "to": new.lr}
+    for key in ("device", "threads"):
+        value = changes.get(key)
+        if value is not None and value != getattr(config, key):
+            new = with_updates(new, **{key: value})
+            diff[key] = {"from": getattr(config, key), "to": value}
+    return new, diff
+
+
+def _train(config, out, resume: bool, env: _dist.DistEnv, changes: dict[str, Any] | None = None) -> Path:
+    if out is not None:  # a file in the way or an unwritable location: refused before any work
+        from metaxlm.paths import check_output
+
+        out = check_output(out, "run directory")
     if resume:
         if out is None:
             raise UserError("--resume needs the run directory to continue")
@@ -263,40 +399,84 @@ def _train(config, out, resume: bool, env: _dist.DistEnv) -> Path:
             if (out / "meta.json").is_file() and rundir.RunDir(out).status == "done":
                 rundir.create(out, {}, kind="train", seed=None, resume=True)  # raises: finished run
             raise UserError(f"--resume: {out} holds no training run to resume (no config.yaml)")
-        config = load_train_config(out / "config.yaml")
-    elif not isinstance(config, TrainConfig):
+        if env.main:
+            # one writer per run: a second `train --resume` is refused here, before it reads or writes
+            # anything (only rank 0 holds the lock; the other ranks never write the run directory)
+            with rundir.locked(out):
+                return _resume(out, changes or {}, env)
+        return _resume(out, changes or {}, env)
+    if not isinstance(config, TrainConfig):
         config = load_train_config(config)
-    prep = prepare(config, env)
+    return _train_in(config, out, resume, env)
+
+
+def _resume(out: Path, changes: dict[str, Any], env: _dist.DistEnv) -> Path:
+    """Resume ``out`` with ``changes`` (rank 0 decides; every rank gets its config)."""
+    config = load_train_config(out / "config.yaml")
+    step = _state_step(out / "state" / "state.pt") if env.main else 0
+    diff: dict = {}
+    if changes:
+        answer = None
+        if env.main:
+            try:
+                langs = resolve_files(resolve_config(config).corpus, config.languages).languages
+                new, diff = resume_config(config, changes, step, langs)
+                answer = ("ok", to_dict(new))
+            except UserError as e:  # every rank raises it, none waits for the others
+                answer = ("error", str(e))
+        answer = env.broadcast(answer)
+        if answer[0] == "error":
+            raise UserError(answer[1])
+        config = load_train_config(answer[1])
+    record = {"at": rundir.now(), "step": step, "changes": diff}
+    tok_dir = out / "tokenizer"
+    # with changes, the budget check sees the run's own tokenizer before anything is written
+    tokenizer_dir = tok_dir if diff and config.tokenizer is None and (tok_dir / "tokenizer.json").is_file() else None
+    return _train_in(config, out, True, env, resume_record=record, tokenizer_dir=tokenizer_dir)
+
+
+def _train_in(config: TrainConfig, out, resume: bool, env: _dist.DistEnv, resume_record: dict | None = None,
+              tokenizer_dir: Path | None = None) -> Path:
+    prep = prepare(config, env, tokenizer_dir=tokenizer_dir)
     config = prep.config
     if out is None:
         out = env.broadcast(default_out(config.regime))
     out = Path(out)
 
-    # -- the run directory (rank 0 writes; the others wait) ---------------------------------------
+    # -- the run directory (rank 0 writes and holds its lock; the others wait) --------------------
     run = rundir.RunDir(out)
     if env.main:
         data = {"files": {lang: {"path": str(p), "sha256": prep.scans[lang].sha256}
                           for lang, p in prep.files.files.items()}}
         run = rundir.create(out, config, kind="train", seed=config.seed, resume=resume,
                             extra_meta={"regime": config.regime, "world_size": env.world, "data": data})
-        if resume:
+    try:
+        if env.main and resume:
             before = run.meta.get("data", {}).get("files", {})
             for lang, now in data["files"].items():
                 if lang in before and before[lang].get("sha256") != now["sha256"]:
                     raise UserError(f"--resume: corpus file {now['path']} changed since the run started; an exact "
                                     "resume needs the same data (restore the file or start a new run)")
-            run.update_meta(world_size=env.world)
-    env.barrier()
-    try:
-        return _run(run, prep, env, resume)
-    except TrainingDiverged as e:
+            fields: dict[str, Any] = {"world_size": env.world}
+            if resume_record is not None:
+                if resume_record["changes"]:  # the run continues as this config says (atomic rewrite)
+                    rundir.atomic_write_text(run.path / "config.yaml", dump_yaml(config))
+                fields["resumed"] = [*run.meta.get("resumed", []), resume_record]
+            run.update_meta(**fields)
+        env.barrier()
+        try:
+            return _run(run, prep, env, resume)
+        except TrainingDiverged as e:
+            if env.main:
+                run.failed(str(e))
+            raise
+        except BaseException as e:
+            if env.main and not isinstance(e, (KeyboardInterrupt, SystemExit)):
+                run.failed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+            raise
+    finally:
         if env.main:
-            run.failed(str(e))
-        raise
-    except BaseException as e:
-        if env.main and not isinstance(e, (KeyboardInterrupt, SystemExit)):
-            run.failed(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
-        raise
+            run.release()  # normal end, error or Ctrl-C (a `locked` block above keeps its own)
 
 
 def _prepare_tokenizer(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv):
@@ -308,7 +488,7 @@ def _prepare_tokenizer(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv):
             src = load_tokenizer(config.tokenizer)
             tmp = run.path / ".tokenizer.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            src.save_pretrained(str(tmp))
+            save_tokenizer(src, tmp)
             info = Path(config.tokenizer) / "metaxlm_tokenizer.json"
             if info.is_file():
                 shutil.copy(info, tmp / info.name)
@@ -319,7 +499,8 @@ def _prepare_tokenizer(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv):
                                 vocab_size=config.vocab_size, model_type=config.tokenizer_type, alpha=config.alpha,
                                 seed=config.seed, max_lines=config.tokenizer_max_lines,
                                 val_fraction=config.val_fraction, val_max_lines=config.val_max_lines)
-    env.barrier()
+    elif not env.main:  # a file to wait for, not a collective: no timeout however long training takes
+        _dist.wait_for_file(tok_dir / "tokenizer.json")
     return load_tokenizer(tok_dir)
 
 
@@ -485,13 +666,17 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
                     if state_path.is_file() else "no training state was saved yet"
                 raise TrainingDiverged(
                     f"training diverged: the loss became {step_loss} at step {step + 1} (phase {ph.name}); "
-                    f"stopped, the run is marked failed; {where}; lower lr (now {config.lr}) or raise warmup")
+                    f"stopped, the run is marked failed; {where}; lower lr (now {config.lr}): "
+                    f"metaxlm train --resume {run.path} --lr {config.lr / 2:g}, or raise warmup in a new run")
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
             else:
                 optimizer.step()
             step += 1
+            if step % RELEASE_EVERY == 0:  # the token files' mapped pages: out of this process's RSS
+                for t in tokens.values():
+                    t.release()
             counts = np.bincount(lang_idx, minlength=len(ph.languages)) * config.seq_len
             for i, lang in enumerate(ph.languages):
                 by_lang[lang] += int(counts[i])
@@ -532,7 +717,7 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
             "kind": "pretrain", "regime": config.regime, "seed": config.seed,
             "phases": [{**ph.describe(tps), "epochs": b["epochs"]}
                        for ph, b in zip(phases, (prep.budget or {}).get("phases", [{}] * len(phases)))],
-            "warnings": (prep.budget or {}).get("warnings", []),
+            "warnings": (prep.budget or {}).get("warnings", []) + _resume_warnings(run.meta),
             "data": describe_tokens(tokens),
             "tokens_seen": {lang: n for lang, n in by_lang.items()},
             "final_val_loss": last_val, "checkpoints": checkpoints, "wall_seconds": wall,
@@ -545,6 +730,18 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
             shutil.rmtree(state_path.parent, ignore_errors=True)
     env.barrier()
     return run.path
+
+
+def _resume_warnings(meta: dict) -> list[str]:
+    """Resumes that changed the numbers (lr, budget): said in the results, so the report says it."""
+    out = []
+    for r in meta.get("resumed") or []:
+        ch = {k: v for k, v in (r.get("changes") or {}).items() if k in ("lr", "total_tokens")}
+        if ch:
+            what = ", ".join(f"{k} {v['from']:g} → {v['to']:g}" for k, v in ch.items())
+            out.append(f"resumed at step {r.get('step')} with {what}: this run's schedule or budget is not its "
+                       "regime's original plan (see meta.json resumed)")
+    return out
 
 
 def _saved_step(path: Path) -> int | str:

@@ -15,8 +15,9 @@ settings, so every regime, seed, process and later run on the same data shares o
 - Opening checks the index against the key and the files' sizes; when a token file's stat differs
   from the one recorded, its SHA256 is recomputed: a corrupted or stale entry is rebuilt, never
   trained on.
-- Training reads blocks straight from the memory map (``madvise(MADV_RANDOM)``), so a process's
-  memory does not grow with the corpus; in a multi-process run rank 0 prepares and the others wait
+- Training reads blocks straight from the memory map (``madvise(MADV_RANDOM)``; the loop releases
+  the mapped pages every few steps, :meth:`LangTokens.release`), so a process's memory does not
+  grow with the corpus; in a multi-process run rank 0 prepares and the others wait
   for the files (no collective, so no timeout however long preparation takes).
 """
 
@@ -53,6 +54,17 @@ class LangTokens:
     @property
     def train_tokens(self) -> int:
         return int(self.index["train_tokens"])
+
+    def release(self) -> None:
+        """Drop this process's mapped pages of the token file (``MADV_DONTNEED``): they stay in the
+        page cache, but no longer count in the process's RSS, which would otherwise grow with every
+        block drawn (the kernel maps 64 KB and more around each page read) up to the file's size."""
+        mm = getattr(self.train, "_mmap", None)
+        if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                mm.madvise(mmap.MADV_DONTNEED)
+            except OSError:  # pragma: no cover
+                pass
 
 
 def cache_root() -> Path:
@@ -259,9 +271,10 @@ def _wait_for_scan(src: Source, poll: float = 0.5) -> ScanInfo:
         time.sleep(poll)
 
 
-def _wait_for_entry(d: Path, poll: float = 0.5) -> dict:
-    while not (d / "index.json").is_file():
-        time.sleep(poll)
+def _wait_for_entry(d: Path) -> dict:
+    from metaxlm.train.dist import wait_for_file
+
+    wait_for_file(d / "index.json")
     return json.loads((d / "index.json").read_text(encoding="utf-8"))
 
 
