@@ -65,12 +65,7 @@ def _sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def _cli_error(cli, *args) -> str:
-    r = cli(*args)
-    assert r.exit_code == 2, r.output
-    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, r.output
-    return lines[0]
+from test_data_build import _cli_error  # noqa: E402  (one helper for both files)
 
 
 # ------------------------------------------------------------------------------ build never deletes

@@ -21,7 +21,6 @@ from _train_support import FIXTURE_CORPUS, tiny
 
 from metaxlm import rundir
 from metaxlm.errors import UserError
-from metaxlm.train import loop as loop_mod
 from metaxlm.train import train, train_tokenizer
 from tests.conftest import FIXTURES
 
@@ -155,18 +154,13 @@ def tok(tmp_path_factory):
 
 def _interrupted(tmp_path, tok, monkeypatch, at: int, **kw) -> Path:
     """A training run stopped by Ctrl-C at step ``at`` (state saved, status running)."""
-    real = loop_mod.lr_at
+    from _train_support import interrupt_at
 
-    def boom(phases, s, warmup):
-        if s == at:
-            raise KeyboardInterrupt
-        return real(phases, s, warmup)
-
-    monkeypatch.setattr(loop_mod, "lr_at", boom)
+    undo = interrupt_at(monkeypatch, at)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(tiny(regime="single", corpus=FIXTURE_CORPUS, tokenizer=tok, **kw), run)
-    monkeypatch.setattr(loop_mod, "lr_at", real)
+    undo()
     assert json.loads((run / "meta.json").read_text())["status"] == "running"
     assert not (run / ".lock").exists()  # given back on Ctrl-C
     return run
