@@ -358,19 +358,26 @@ def _memo_path(src: Source) -> Path:
     return cache_dir() / "scans" / f"{key}.json"
 
 
+def remembered(src: Source) -> ScanInfo | None:
+    """The scan of ``src`` remembered for its current stat, or None (never scanned, or changed since)."""
+    try:
+        rec = json.loads(_memo_path(src).read_text(encoding="utf-8"))
+        if rec.get("format") == SCAN_FORMAT and rec.get("stat") == stat_key(src):
+            return ScanInfo(str(src), rec["sha256"], int(rec["n_lines"]), int(rec["n_bytes"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def scan(src: Source, lang: str = "?", progress=None) -> ScanInfo:
     """SHA256 and line count of ``src``; a file's answer is remembered until it changes."""
     from metaxlm import rundir
 
+    known = remembered(src)
+    if known is not None:
+        return known
     memo = _memo_path(src)
     key = stat_key(src)
-    if memo.is_file():
-        try:
-            rec = json.loads(memo.read_text(encoding="utf-8"))
-            if rec.get("format") == SCAN_FORMAT and rec.get("stat") == key:
-                return ScanInfo(str(src), rec["sha256"], int(rec["n_lines"]), int(rec["n_bytes"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
     h = hashlib.sha256()
     n_lines, n_bytes = 0, 0
 

@@ -49,12 +49,12 @@ from metaxlm.train import dist as _dist
 from metaxlm.train.batches import BatchMaker, MaskSpec, Streams
 from metaxlm.train.checkpoints import load_state, rng_state, save_checkpoint, save_state, set_rng_state
 from metaxlm.train.config import TrainConfig, load_train_config, with_updates
-from metaxlm.train.corpus import HFSource, default_corpus_dir, parse_source, resolve_files, scan
+from metaxlm.train.corpus import default_corpus_dir, parse_source, resolve_files
 from metaxlm.train.mlm import MaskedLoss, masked_lm_loss_sum
 from metaxlm.train.model import build_model, model_config, preset
 from metaxlm.train.regimes import Phase, extend_phases, lr_at, phase_at, phase_configs, resolve_phases
 from metaxlm.train.tokcache import describe as describe_tokens
-from metaxlm.train.tokcache import prepare_tokens
+from metaxlm.train.tokcache import prepare_tokens, scan_with_bar
 from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, save_tokenizer, train_tokenizer
 
 REPEAT_WARN = 4.0  # a phase that repeats a language's corpus more often than this is warned about
@@ -152,18 +152,13 @@ def prepare(config: TrainConfig, env: _dist.DistEnv | None = None, tokenizer_dir
         model_config(config.model, config.model_args, config.vocab_size, config.seq_len)
     prep = Prepared(config, files, phases, tps, max(1, round(config.total_tokens / tps)), {})
     if env.main:
-        prep.scans = {lang: _scan(src, lang) for lang, src in files.files.items()}
+        prep.scans = {lang: scan_with_bar(src, lang) for lang, src in files.files.items()}
         if tok is not None:
             prep.tokens = prepare_tokens(files, tok, config.val_fraction, config.val_max_lines, scans=prep.scans)
             prep.budget = budget(prep, prep.tokens)
     elif tok is not None:  # the other ranks wait for rank 0's cache files (no collective, no timeout)
         prep.tokens = prepare_tokens(files, tok, config.val_fraction, config.val_max_lines, build=False)
     return prep
-
-
-def _scan(src, lang: str):
-    with progress.task(f"scan {lang}", total=None if isinstance(src, HFSource) else src.stat().st_size) as bar:
-        return scan(src, lang, progress=lambda n: bar.advance(n))
 
 
 def budget(prep: Prepared, tokens: dict) -> dict:

@@ -37,7 +37,8 @@ import numpy as np
 
 from metaxlm import progress, rundir
 from metaxlm.errors import UserError
-from metaxlm.train.corpus import CorpusFiles, HFSource, ScanInfo, Source, iter_line_chunks, scan, stat_key, val_indices
+from metaxlm.train.corpus import (CorpusFiles, HFSource, ScanInfo, Source, file_digest, iter_line_chunks,
+                                  remembered, scan, val_indices)
 
 FORMAT = 1
 
@@ -92,12 +93,6 @@ def _file_stat(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}
 
 
-def _sha_file(path: Path) -> str:
-    from metaxlm.train.corpus import file_digest
-
-    return file_digest(path)
-
-
 def _check_entry(d: Path, key: str) -> dict | None:
     """The entry's index if it is complete and intact, else None (and a note when it was damaged)."""
     idx_path = d / "index.json"
@@ -113,7 +108,7 @@ def _check_entry(d: Path, key: str) -> dict | None:
             now = _file_stat(p)
             if count is not None and now["size"] != count * np.dtype(index["dtype"]).itemsize:
                 raise ValueError(f"{name} has {now['size']} bytes, expected {count} tokens")
-            if now != rec["stat"] and _sha_file(p) != rec["sha256"]:
+            if now != rec["stat"] and file_digest(p) != rec["sha256"]:
                 raise ValueError(f"{name} does not match its recorded SHA256")
         return index
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -157,12 +152,14 @@ def _build(d: Path, key: str, lang: str, src: Source, info: ScanInfo, tokenizer,
         n_train_tokens, line0, vi = 0, 0, 0
         with open(tmp / "train.bin", "wb") as out, \
                 progress.task(f"tokenize {lang}", total=info.n_bytes) as bar:
-            def moved(n: int) -> None:
-                el = max(time.time() - t0, 1e-9)
-                bar.advance(n, MB_s=bar_bytes[0] / 1e6 / el, tok_s=n_train_tokens / el)
-                bar_bytes[0] += n
+            read = 0
 
-            bar_bytes = [0]
+            def moved(n: int) -> None:  # bytes read: the bar, MB/s and tokens/s so far
+                nonlocal read
+                read += n
+                el = max(time.time() - t0, 1e-9)
+                bar.advance(n, MB_s=read / 1e6 / el, tok_s=n_train_tokens / el)
+
             for chunk in iter_line_chunks(src, src_hash, moved):
                 hi = line0 + len(chunk)
                 j = vi
@@ -181,7 +178,7 @@ def _build(d: Path, key: str, lang: str, src: Source, info: ScanInfo, tokenizer,
                 n_train_tokens += len(arr)
             out.flush()
             os.fsync(out.fileno())
-        if line0 != info.n_lines or src_hash.hexdigest() != info.sha256 or stat_key(src) != _scanned_stat(src):
+        if line0 != info.n_lines or src_hash.hexdigest() != info.sha256 or remembered(src) is None:
             raise UserError(f"corpus source {src} changed while it was being prepared ({line0} lines now, "
                             f"{info.n_lines} when scanned); run again once it is complete")
         val = _encode(backend, val_lines, eos, dtype)
@@ -194,7 +191,7 @@ def _build(d: Path, key: str, lang: str, src: Source, info: ScanInfo, tokenizer,
             "val_fraction": val_fraction, "val_max_lines": val_max_lines,
             "train_tokens": n_train_tokens, "val_tokens": int(len(val)),
             "files": {"train.bin": {"sha256": tok_hash.hexdigest(), "stat": _file_stat(tmp / "train.bin")},
-                      "val.npy": {"sha256": _sha_file(tmp / "val.npy"), "stat": _file_stat(tmp / "val.npy")}},
+                      "val.npy": {"sha256": file_digest(tmp / "val.npy"), "stat": _file_stat(tmp / "val.npy")}},
             "seconds": round(time.time() - t0, 3), "created": rundir.now(),
         }
         # stat after the rename is the same file (rename keeps inode and mtime)
@@ -208,15 +205,6 @@ def _build(d: Path, key: str, lang: str, src: Source, info: ScanInfo, tokenizer,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _scanned_stat(src: Source) -> dict | None:
-    from metaxlm.train.corpus import _memo_path
-
-    try:
-        return json.loads(_memo_path(src).read_text(encoding="utf-8"))["stat"]
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def _open(d: Path, lang: str, src: Source, index: dict) -> LangTokens:
@@ -258,17 +246,10 @@ def prepare_tokens(files: CorpusFiles, tokenizer, val_fraction: float = 0.02, va
 
 
 def _wait_for_scan(src: Source, poll: float = 0.5) -> ScanInfo:
-    from metaxlm.train.corpus import _memo_path
-
-    key = stat_key(src)
-    while True:
-        try:
-            rec = json.loads(_memo_path(src).read_text(encoding="utf-8"))
-            if rec.get("stat") == key:
-                return ScanInfo(str(src), rec["sha256"], int(rec["n_lines"]), int(rec["n_bytes"]))
-        except (OSError, ValueError, KeyError):
-            pass
+    """Rank 0's remembered scan of ``src`` (other ranks never read the corpus themselves)."""
+    while (info := remembered(src)) is None:
         time.sleep(poll)
+    return info
 
 
 def _wait_for_entry(d: Path) -> dict:
@@ -298,8 +279,11 @@ def prepare_corpus(corpus=None, tokenizer=None, languages=None, val_fraction: fl
                         "`metaxlm tokenizer train`)")
     files = resolve_files(corpus, languages)
     tok = load_tokenizer(tokenizer)
-    scans = {}
-    for lang, src in files.files.items():
-        with progress.task(f"scan {lang}", total=None if isinstance(src, HFSource) else src.stat().st_size) as bar:
-            scans[lang] = scan(src, lang, progress=lambda n: bar.advance(n))
+    scans = {lang: scan_with_bar(src, lang) for lang, src in files.files.items()}
     return prepare_tokens(files, tok, val_fraction, val_max_lines, scans=scans)
+
+
+def scan_with_bar(src: Source, lang: str) -> ScanInfo:
+    """:func:`metaxlm.train.corpus.scan` with a progress bar (instant when the scan is remembered)."""
+    with progress.task(f"scan {lang}", total=None if isinstance(src, HFSource) else src.stat().st_size) as bar:
+        return scan(src, lang, progress=lambda n: bar.advance(n))
