@@ -5,7 +5,7 @@
    default benchmark's 8 corpora, shuffled and repeated, each language an equal share.
 2. Prepares both (``metaxlm corpus prepare``): tokenizing time (as each cache entry records it), MB/s
    and tokens/s on this machine, and the peak RSS of preparation.
-3. ``metaxlm train --model tiny`` on each with a warm cache: peak RSS of the training process (flat when
+3. ``metaxlm train --model-size tiny`` on each with a warm cache: peak RSS of the training process (flat when
    the corpus doubles?) and the time from process start to the first optimizer step (the first line
    of ``metrics.jsonl``).
 4. The baseline: the same ``metaxlm train`` from the commit before the token cache (``--baseline-rev``,
@@ -121,7 +121,7 @@ def main() -> None:
     big = int(args.size_gb * 1e9)
     sizes = {"half": big // 2, "full": big}
     corpora = {k: make_corpus(work / f"corpus-{k}", n, source) for k, n in sizes.items()}
-    train_args = ["--model", "tiny", "--tokenizer", str(tok), "--seq-len", "128", "--batch-size", "32",
+    train_args = ["--model-size", "tiny", "--tokenizer", str(tok), "--seq-len", "128", "--batch-size", "32",
                   "--total-tokens", str(args.steps * 32 * 128), "--threads", "2"]
     log1 = work / "log1.yaml"  # a train line after every step; no validation or state saving in between
     log1.write_text("log_every: 1\nval_every: 0\nsave_every: 1000000\nval_blocks: 1\n")

@@ -18,7 +18,9 @@ the losses along the way, and the achieved FLOP/s against a measured float32 mat
 
 ``--contention`` runs metaxlm's side in fresh processes: alone and next to one busy process (a
 pure-Python spin loop on one core), under OpenMP's default wait policy (OMP_WAIT_POLICY unset: spin,
-then sleep) and under PASSIVE (no spinning), and prints tokens/s and the busy/quiet share side by side.
+then sleep), under PASSIVE (no spinning) and under metaxlm's own choice (``auto``: the CLI's
+:func:`metaxlm.cpuload.choose_wait_policy`, PASSIVE only when other processes are busy at start),
+and prints tokens/s and each one's share of the quiet default side by side.
 """
 
 from __future__ import annotations
@@ -107,9 +109,15 @@ def main() -> int:
                     "that has it, the peak is then a bf16 matmul)")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     ap.add_argument("--contention", action="store_true", help="metaxlm alone vs next to one busy process")
+    ap.add_argument("--wait-policy", choices=["env", "auto"], default="env",
+                    help="auto: choose OpenMP's wait policy as the metaxlm CLI does (metaxlm.cpuload)")
     args = ap.parse_args()
     if args.contention:
         return contention(args)
+    if args.wait_policy == "auto":  # before torch loads
+        from metaxlm.cpuload import choose_wait_policy
+
+        print(f"wait policy: {choose_wait_policy()}", flush=True)
 
     import torch
 
@@ -260,30 +268,35 @@ def contention(args) -> int:
         corpus = Path(args.corpus) if args.corpus else default_benchmark_dir() / "corpus"
         tok = str(train_tokenizer(corpus, work / "tok", vocab_size=args.vocab_size, max_lines=100_000))
     rows = []
-    for policy in ("default", "PASSIVE"):
+    policies = ("default", "PASSIVE", "auto")
+    for policy in policies:
         for busy in (False, True):
-            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-            if policy != "default":
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "METAXLM_WAIT_POLICY")}
+            if policy == "PASSIVE":
                 env["OMP_WAIT_POLICY"] = policy
             out = work / f"{policy}-{busy}.json"
             cmd = [sys.executable, __file__, "--only", "metaxlm", "--preset", args.preset, "--steps", str(args.steps),
                    "--warmup-steps", str(args.warmup_steps), "--threads", str(args.threads), "--tokenizer", tok,
-                   "--json", str(out)] + (["--corpus", args.corpus] if args.corpus else [])
+                   "--json", str(out), "--wait-policy", "auto" if policy == "auto" else "env"]
+            cmd += ["--corpus", args.corpus] if args.corpus else []
             spin = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
             try:
+                time.sleep(0.5 if busy else 0)  # the spinner is running when the child samples the load
                 subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
             finally:
                 if spin is not None:
                     spin.kill()
                     spin.wait()
             rows.append((policy, busy, json.loads(out.read_text())["metaxlm"]["tokens_per_s"]))
-            print(f"OMP_WAIT_POLICY={policy:7s} {'one busy process' if busy else 'quiet':16s} "
-                  f"{rows[-1][2]:9,.0f} tokens/s", flush=True)
-    print(f"\n| OpenMP wait policy | quiet tokens/s | with one busy process | busy / quiet |")
-    print("|---|---|---|---|")
-    for policy in ("default", "PASSIVE"):
+            print(f"{policy:8s} {'one busy process' if busy else 'quiet':16s} {rows[-1][2]:9,.0f} tokens/s", flush=True)
+    base = next(r[2] for r in rows if r[0] == "default" and not r[1])
+    print("\n| OpenMP wait policy | quiet tokens/s | with one busy process | busy / quiet | "
+          "quiet / quiet default | busy / quiet default |")
+    print("|---|---|---|---|---|---|")
+    names = {"default": "unset (OpenMP default)", "PASSIVE": "PASSIVE", "auto": "auto (metaxlm's choice)"}
+    for policy in policies:
         q, b = [r[2] for r in rows if r[0] == policy]
-        print(f"| {'unset (OpenMP default)' if policy == 'default' else policy} | {q:,.0f} | {b:,.0f} | {b / q:.0%} |")
+        print(f"| {names[policy]} | {q:,.0f} | {b:,.0f} | {b / q:.0%} | {q / base:.0%} | {b / base:.0%} |")
     if args.json:
         Path(args.json).write_text(json.dumps([{"policy": p, "busy": b, "tokens_per_s": t} for p, b, t in rows],
                                               indent=2) + "\n")

@@ -12,6 +12,7 @@ Layout of a comparison directory ``CMP``::
     CMP/tokenizer/                      shared by every regime
     CMP/train/<regime>-s<seed>/         training runs (checkpoints/final, per phase, tokens-N)
     CMP/eval/<task>/<label>/            transfer and retrieval runs, one per model (and controls)
+    CMP/eval/<task>-probe/<label>/      the same transfer tasks with the frozen-encoder probe protocol
     CMP/probe/align/<label>/            CKA en↔xx per layer
     CMP/probe/pair/<a>--<b>/            model × model CKA
     CMP/report.html  report.md
@@ -38,6 +39,7 @@ from metaxlm.errors import UserError
 # ---------------------------------------------------------------------------------------------
 
 ANALYSES = ("topic", "tatoeba", "bucc", "align")
+PROTOCOLS = ("finetune", "probe")  # transfer protocols: fine-tune the encoder; linear probe on the frozen encoder
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class CompareConfig:
     tokenizer: dict[str, Any] = field(default_factory=dict)  # vocab_size, model_type, max_lines, alpha
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys
     topic: dict[str, Any] = field(default_factory=dict)  # TransferConfig keys
+    # transfer tasks (topic and every --task) run under each protocol: steps TASK:<model> (fine-tuning)
+    # and TASK-probe:<model> (frozen-encoder probe, TransferConfig(protocol="probe"))
+    protocols: tuple[str, ...] = PROTOCOLS
+    probe: dict[str, Any] = field(default_factory=dict)  # TransferConfig keys of the probe, on top of topic's
     tatoeba: dict[str, Any] = field(default_factory=dict)  # TatoebaConfig keys
     bucc: dict[str, Any] = field(default_factory=dict)  # BuccConfig keys
     align: dict[str, Any] = field(default_factory=dict)  # AlignConfig keys
@@ -81,6 +87,13 @@ class CompareConfig:
         for p in self.curve_points:
             if not 0 < p < 1:
                 raise ValueError(f"curve_points must be fractions in (0, 1), got {p}")
+        if not self.protocols or len(set(self.protocols)) != len(self.protocols) or \
+                any(p not in PROTOCOLS for p in self.protocols):
+            raise ValueError(f"protocols must name each of {', '.join(PROTOCOLS)} at most once (at least one), "
+                             f"got {list(self.protocols)}")
+        if "protocol" in self.topic or "protocol" in self.probe:
+            raise ValueError("set transfer protocols with protocols=[finetune,probe], not topic.protocol / "
+                             "probe.protocol")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -100,17 +113,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "demo": {
         "tokenizer": {"vocab_size": 8000, "max_lines": 50_000},
         "train": {"model": "demo", "total_tokens": 1_500_000, "val_every": 100, "save_every": 100},
-        "topic": {"seeds": 3, "train_size": 2000},
+        # one lr (1e-3: the recipe's grid centre for this width, chosen on English dev in docs/transfer.md)
+        # and at most 5 epochs x 2 seeds keep fine-tuning near its old cost; paired statistics over test
+        # items (report) give the power that more seeds would
+        "topic": {"seeds": 2, "train_size": 2000, "lr": 1e-3, "epochs": 5},
         "tatoeba": {"max_length": 64, "max_pairs": 1000},
         "bucc": {"max_length": 64},
         "align": {"max_length": 64, "max_sentences": 1000, "bootstrap": 200},
     },
-    # One GPU, sized to the data that exists offline: the default benchmark's corpus holds 4.1M tokens
-    # with this 32k vocabulary (es, the smallest, 68k), so 3.5M tokens per regime repeat no language
-    # more than 3.9 times (measured; README). Larger budgets need a larger corpus (--corpus, hf: sources).
+    # One GPU, on the `large` benchmark (data build --size large; 8k-vocabulary tokens measured: en 56.6M,
+    # de 3.65M, ..., pt 1.15M): 30M tokens per regime, under the sampling exponent 0.3, expect about 2.2
+    # passes over pt (computed from those counts; fewer tokens with this 32k vocabulary means a little
+    # more; the budget check warns above 4). Larger budgets need a larger corpus (--corpus, hf: sources).
     "gpu": {
+        "data_options": {"size": "large"},
         "tokenizer": {"vocab_size": 32000, "max_lines": 1_000_000},
-        "train": {"model": "small", "total_tokens": 3_500_000, "val_every": 100, "save_every": 200},
+        "train": {"model": "small", "total_tokens": 30_000_000, "val_every": 200, "save_every": 1000},
         "topic": {"seeds": 3},
         "tatoeba": {"max_pairs": 1000},
         "align": {"max_sentences": 2000},
@@ -236,19 +254,16 @@ def plan_analyses(training: Plan) -> list[Step]:
     trained = {s.id.split(":", 1)[1] for s in training.steps if s.id.startswith("train:")}
     steps: list[Step] = []
 
-    topic = _with_device(config, "topic")
+    transfer = ({"topic": str(bench)} if "topic" in config.analyses else {}) | dict(config.tasks)
 
-    def analyses_for(label: str, spec: str, dep: tuple[str, ...]) -> None:
-        if "topic" in config.analyses:
-            tcfg = {**topic, "task": "topic", "model": spec, "data": str(bench)}
-            cfg.build(TransferConfig, tcfg, "compare.topic")  # validate now, not mid-run
-            out = cmp / "eval" / "topic" / label
-            steps.append(Step(f"topic:{label}", out, _bind(_transfer, tcfg, out), depends=dep))
-        for task, data_dir in config.tasks.items():
-            tcfg = {**topic, "task": task, "model": spec, "data": data_dir}
-            cfg.build(TransferConfig, tcfg, f"compare.tasks.{task}")
-            out = cmp / "eval" / task / label
-            steps.append(Step(f"{task}:{label}", out, _bind(_transfer, tcfg, out), depends=dep))
+    def analyses_for(label: str, spec: str, dep: tuple[str, ...], protocols=config.protocols) -> None:
+        for task, data_dir in transfer.items():
+            for protocol in protocols:
+                name = transfer_step(task, protocol)
+                tcfg = {**transfer_settings(config, protocol), "task": task, "model": spec, "data": data_dir}
+                cfg.build(TransferConfig, tcfg, f"compare.{name}")  # validate now, not mid-run
+                out = cmp / "eval" / name / label
+                steps.append(Step(f"{name}:{label}", out, _bind(_transfer, tcfg, out), depends=dep))
         for name in ("tatoeba", "bucc"):
             if name in config.analyses:
                 c = {**_with_device(config, name), "model": spec, "data": str(bench)}
@@ -263,12 +278,13 @@ def plan_analyses(training: Plan) -> list[Step]:
         dep = (f"train:{label}",) if label in trained else ()
         analyses_for(label, spec, dep)
         if config.curves and label in trained and not label.startswith("none-"):
-            for name in _intermediate(Path(spec)):
-                analyses_for(f"{label}@{name}", f"{spec}@{name}", dep)
+            for name in _intermediate(Path(spec)):  # curves: the fine-tuning protocol only
+                analyses_for(f"{label}@{name}", f"{spec}@{name}", dep,
+                             tuple(p for p in config.protocols if p == "finetune"))
 
     if config.controls and "topic" in config.analyses:
         for control in ("majority", "lexical"):
-            tcfg = {**topic, "task": "topic", "model": control, "data": str(bench)}
+            tcfg = {**transfer_settings(config, "finetune"), "task": "topic", "model": control, "data": str(bench)}
             out = cmp / "eval" / "topic" / control
             steps.append(Step(f"topic:{control}", out, _bind(_transfer, tcfg, out)))
 
@@ -286,6 +302,19 @@ def plan_analyses(training: Plan) -> list[Step]:
 
 def _bind(fn, *args):
     return functools.partial(fn, *args)
+
+
+def transfer_step(task: str, protocol: str) -> str:
+    """The step (and ``eval/`` directory, and ``--force``) name of a transfer task under a protocol:
+    ``topic`` (fine-tuning), ``topic-probe`` (frozen-encoder probe)."""
+    return task if protocol == "finetune" else f"{task}-{protocol}"
+
+
+def transfer_settings(config: CompareConfig, protocol: str) -> dict:
+    """TransferConfig keys of a transfer step: ``topic`` (with the device), and for the probe ``probe``'s
+    keys on top, and the protocol."""
+    base = _with_device(config, "topic")
+    return {**base, "protocol": protocol} if protocol == "finetune" else {**base, **config.probe, "protocol": protocol}
 
 
 def _with_device(config: CompareConfig, section: str) -> dict:
@@ -327,7 +356,8 @@ def _train(tc, out: Path) -> None:
 def _transfer(tcfg: dict, out: Path) -> None:
     from metaxlm.eval.transfer import TransferConfig, run_transfer
 
-    run_transfer(cfg.build(TransferConfig, tcfg, "compare.topic"), out, show=False)
+    run_transfer(cfg.build(TransferConfig, tcfg, f"compare.{transfer_step(tcfg['task'], tcfg['protocol'])}"), out,
+                 show=False)
 
 
 def _retrieval(name: str, c: dict, out: Path) -> None:
@@ -457,8 +487,8 @@ def validate(config: CompareConfig) -> None:
                         "pick the GPU with CUDA_VISIBLE_DEVICES=N and --device cuda")
     inner = [
         load_train_config({**train, "regime": "single"}),
-        cfg.build(TransferConfig, {**_with_device(config, "topic"), "task": "topic", "model": "majority"},
-                  "compare.topic"),
+        *[cfg.build(TransferConfig, {**transfer_settings(config, p), "task": "topic", "model": "m"},
+                    f"compare.{'topic' if p == 'finetune' else p}") for p in config.protocols],
         cfg.build(TatoebaConfig, {**_with_device(config, "tatoeba"), "model": "m"}, "compare.tatoeba"),
         cfg.build(BuccConfig, {**_with_device(config, "bucc"), "model": "m"}, "compare.bucc"),
         cfg.build(AlignConfig, {**_with_device(config, "align"), "models": ["m"]}, "compare.align"),
@@ -535,7 +565,8 @@ def _validate_inputs(config: CompareConfig) -> None:
 def _check_force(cmp: Path, config: CompareConfig, force: tuple[str, ...]) -> None:
     """Every ``--force`` name must name a step: checked before anything is written (so that a typo
     cannot mark a finished comparison failed)."""
-    kinds = {"tokenizer", "train", "align-pair", "report", "data", *ANALYSES, *config.tasks}
+    kinds = {"tokenizer", "train", "align-pair", "report", "data", *ANALYSES, *config.tasks,
+             *[transfer_step(t, p) for t in ("topic", *config.tasks) for p in config.protocols]}
     for f in force:
         if f.split(":", 1)[0].split("@", 1)[0] not in kinds:
             raise UserError(f"--force {f}: no such step; steps are: {', '.join(sorted(kinds))} "

@@ -18,6 +18,18 @@ layer), keyed by the model's identity (path plus name, size, mtime and content h
 model directory), a hash of the sentences, ``max_length``, ``exclude_special`` and the precision: a layer ×
 pooling sweep, or a second evaluation on the same data, does not re-encode. ``layers=[...]`` keeps
 only some layers (memory: ``len(layers) × n × hidden`` floats per pooling, for large pools).
+``prefix`` is put before every sentence (e5-style encoders want ``"query: "``); the cache key hashes
+the prefixed sentences.
+
+**Encoder objects.** Besides a model path (:class:`~metaxlm.models.ModelRef`), every function here
+takes an :class:`Encoder`: any object with ``encode(sentences) -> array (n, d)`` (as MTEB's models
+have), wrapped with an optional ``name``. It has one layer, its output (layer 0, pooling
+``"encoder"``: it pools itself); batching, ``max_length`` and the device are its own business.
+Its identity is the name, class and ``repr`` (memory addresses left out); it is cached only when
+named (give a new name when the encoder changes). :func:`as_model` turns what a config holds (a
+path string or an object) into a ``ModelRef`` or an ``Encoder``; :func:`adopt_model` is what
+configs call in ``__post_init__``: config.yaml then records the encoder's description, never the
+object.
 """
 
 from __future__ import annotations
@@ -25,17 +37,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from metaxlm.devices import autocast, pick_precision, resolve_device
 from metaxlm.errors import UserError
-from metaxlm.models import ModelRef, check_tokenizer_matches, load_config, load_model, load_tokenizer
+from metaxlm.models import (ModelRef, check_tokenizer_matches, load_config, load_model, load_tokenizer,
+                            resolve_model)
 
 POOLINGS = ("mean", "cls")
+OBJECT_POOLING = "encoder"  # the one pooling of an Encoder object: its own output
 CACHE_VERSION = 2
 
 _file_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, per process
@@ -53,8 +68,97 @@ def _sha256_file(path: Path) -> str:
     return _file_hashes[key]
 
 
-def model_identity(ref: ModelRef) -> dict:
-    """What makes two encodings of the same text comparable: the model's files, or its hub id."""
+@dataclass(frozen=True)
+class Encoder:
+    """An object with ``encode(sentences) -> array (n, d)``, described by its fields (config.yaml and
+    results record them); the object itself is :attr:`obj`, not a field."""
+
+    name: str | None  # user-given; also the cache key (None: never cached)
+    class_name: str  # module.qualname of the object's class
+    repr: str  # repr(obj), memory addresses left out, at most 300 characters
+
+    source = "object"
+    path = phase = run_dir = revision = None
+
+    @classmethod
+    def wrap(cls, obj: Any, name: str | None = None) -> "Encoder":
+        if isinstance(obj, Encoder):
+            return obj if name is None or name == obj.name else obj.named(name)
+        if not callable(getattr(obj, "encode", None)):
+            raise UserError(f"model {_short(obj)} is neither a model path nor an object with "
+                            "encode(sentences) -> array: give a run/model directory, a hub id or such an object")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise UserError(f"encoder name {name!r} must be a non-empty string (it is the cache key)")
+        t = type(obj)
+        enc = cls(name=name, class_name=f"{t.__module__}.{t.__qualname__}", repr=_short(obj))
+        object.__setattr__(enc, "obj", obj)
+        return enc
+
+    def named(self, name: str) -> "Encoder":
+        return Encoder.wrap(self.obj, name) if name != self.name else self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.class_name.rsplit(".", 1)[-1]
+
+    @property
+    def spec(self) -> str:
+        return f"object:{self.label}"
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "path": None, "source": "object", "phase": None, "run_dir": None,
+                "revision": None, "label": self.label, "name": self.name, "class": self.class_name, "repr": self.repr,
+                "layers": "one: the encoder's output (layer 0, pooling 'encoder')"}
+
+
+def _short(obj: Any) -> str:
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))[:300]
+
+
+def as_model(model: Any) -> ModelRef | Encoder:
+    """A config's ``model`` as something to encode with: a path/hub id string → :class:`ModelRef`
+    (:func:`metaxlm.models.resolve_model`), an object with ``encode`` (or an :class:`Encoder`) →
+    :class:`Encoder`."""
+    if isinstance(model, (ModelRef, Encoder)):
+        return model
+    if isinstance(model, (str, Path)):
+        return resolve_model(str(model))
+    return Encoder.wrap(model)
+
+
+def adopt_model(config: Any, field: str = "model") -> None:
+    """For a frozen config's ``__post_init__``: an object in ``field`` (or a tuple of them) becomes an
+    :class:`Encoder`; a config with ``poolings`` whose models are all objects gets ``("encoder",)``;
+    every other pooling is checked against :data:`POOLINGS`."""
+    value = getattr(config, field, None)
+    many = isinstance(value, (tuple, list))
+    items = tuple(v if isinstance(v, (str, Path, Encoder)) or v is None else Encoder.wrap(v)
+                  for v in (value if many else (value,)))
+    if hasattr(config, field):
+        object.__setattr__(config, field, items if many else items[0])
+    if not hasattr(config, "poolings"):
+        return
+    if items and all(isinstance(v, Encoder) for v in items):
+        object.__setattr__(config, "poolings", (OBJECT_POOLING,))
+        return
+    if not config.poolings:
+        raise UserError("give at least one pooling")
+    bad = [p for p in config.poolings if p not in POOLINGS]
+    if bad:
+        raise UserError(f"unknown pooling {bad[0]!r}; choose from {', '.join(POOLINGS)}")
+
+
+def check_loadable(ref: ModelRef | Encoder) -> None:
+    """Refuse a broken tokenizer before a run directory exists (an Encoder object has none)."""
+    if not isinstance(ref, Encoder):
+        load_tokenizer(ref)
+
+
+def model_identity(ref: ModelRef | Encoder) -> dict:
+    """What makes two encodings of the same text comparable: the model's files, or its hub id (an
+    Encoder: its name, class and repr)."""
+    if isinstance(ref, Encoder):
+        return {"encoder": ref.name, "class": ref.class_name, "repr": ref.repr}
     p = Path(ref.path)
     if not p.is_dir():
         return {"hub": ref.path, "revision": ref.revision}
@@ -76,8 +180,11 @@ def data_hash(sentences: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def num_layers(ref: ModelRef) -> int:
-    """Number of transformer layers; :func:`encode_layers` returns ``num_layers(ref) + 1`` layers."""
+def num_layers(ref: ModelRef | Encoder) -> int:
+    """Number of transformer layers; :func:`encode_layers` returns ``num_layers(ref) + 1`` layers
+    (an Encoder object: 0, its output is the one layer)."""
+    if isinstance(ref, Encoder):
+        return 0
     cfg = load_config(ref)
     for attr in ("num_hidden_layers", "n_layers", "num_layers"):
         n = getattr(cfg, attr, None)
@@ -86,7 +193,7 @@ def num_layers(ref: ModelRef) -> int:
     raise UserError(f"{ref.path}: the model config does not say how many layers it has")
 
 
-def check_layer(ref: ModelRef, layer: int | None) -> None:
+def check_layer(ref: ModelRef | Encoder, layer: int | None) -> None:
     """A requested layer must be in ``0..num_layers(ref)`` (0 = embeddings)."""
     if layer is None:
         return
@@ -96,7 +203,7 @@ def check_layer(ref: ModelRef, layer: int | None) -> None:
                         f"0..{n} (0 = embeddings, {n} = last transformer layer)")
 
 
-def _cache_key(ref: ModelRef, dhash: str, max_length: int, exclude_special: bool, precision: str) -> str:
+def _cache_key(ref: ModelRef | Encoder, dhash: str, max_length: int, exclude_special: bool, precision: str) -> str:
     ident = {"v": CACHE_VERSION, "model": model_identity(ref), "data": dhash,
              "max_length": max_length, "exclude_special": exclude_special, "precision": precision}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
@@ -104,7 +211,8 @@ def _cache_key(ref: ModelRef, dhash: str, max_length: int, exclude_special: bool
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from metaxlm.rundir import umask_mkstemp
+    fd, tmp = umask_mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, arr)
@@ -128,24 +236,28 @@ def _batches(lengths: np.ndarray, batch_size: int) -> Iterable[np.ndarray]:
         yield order[i:i + batch_size]
 
 
-def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] = ("mean", "cls"), *,
+def encode_layers(ref: ModelRef | Encoder, sentences: list[str], poolings: Sequence[str] = ("mean", "cls"), *,
                   batch_size: int = 64, max_length: int = 128, exclude_special: bool = False,
                   device=None, cache_dir: str | Path | None = None, use_cache: bool = True,
-                  desc: str | None = None, layers: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+                  desc: str | None = None, layers: Sequence[int] | None = None,
+                  prefix: str = "") -> dict[str, np.ndarray]:
     """Pooled hidden states of every layer: ``{pooling: array (num_layers + 1, n, hidden) float32}``.
 
     ``layers`` (default: all, 0 = embeddings) keeps only those layers, in that order: the arrays are
     then ``(len(layers), n, hidden)``. ``cache_dir`` defaults to
     ``metaxlm.paths.cache_dir() / "embeddings"``; ``use_cache=False`` neither reads nor writes it.
-    ``desc`` labels the progress bar.
+    ``desc`` labels the progress bar. ``prefix`` goes before every sentence. An :class:`Encoder`
+    gives its one output (layer 0) under every pooling asked for, cached only when named.
     """
     poolings = tuple(dict.fromkeys(poolings))
-    bad = [p for p in poolings if p not in POOLINGS]
+    bad = [p for p in poolings if p not in POOLINGS and not isinstance(ref, Encoder)]
     if bad or not poolings:
         raise UserError(f"unknown pooling {bad[0] if bad else '(none)'!r}; choose from {', '.join(POOLINGS)}")
     if batch_size < 1 or max_length < 2:
         raise UserError("batch_size must be ≥ 1 and max_length ≥ 2")
-    sentences = [str(s) for s in sentences]
+    sentences = [str(prefix) + str(s) for s in sentences]
+    if isinstance(ref, Encoder) and ref.name is None:
+        use_cache = False  # an unnamed object has no identity across calls
     depth = num_layers(ref)
     if layers is None:
         layers = list(range(depth + 1))
@@ -175,8 +287,11 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
         if len(out) == len(poolings):
             return out
 
-    result = _encode(ref, sentences, poolings, batch_size=batch_size, max_length=max_length,
-                     exclude_special=exclude_special, device=device, desc=desc, layers=layers)
+    if isinstance(ref, Encoder):
+        result = _encode_object(ref, sentences, poolings)
+    else:
+        result = _encode(ref, sentences, poolings, batch_size=batch_size, max_length=max_length,
+                         exclude_special=exclude_special, device=device, desc=desc, layers=layers)
     if cache_root is not None:
         for p, arr in result.items():
             for i, layer in enumerate(layers):
@@ -188,6 +303,19 @@ def encode_layers(ref: ModelRef, sentences: list[str], poolings: Sequence[str] =
             atomic_write_json(info, {"model": ref.describe(), "n": len(sentences), "max_length": max_length,
                                      "exclude_special": exclude_special})
     return result
+
+
+def _encode_object(enc: Encoder, sentences: list[str], poolings: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``enc.obj.encode(sentences)`` as ``{pooling: (1, n, d) float32}``, its shape checked."""
+    out = enc.obj.encode(list(sentences)) if sentences else np.zeros((0, 0), np.float32)
+    if hasattr(out, "detach"):  # a torch tensor
+        out = out.detach().float().cpu().numpy()
+    arr = np.asarray(out, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != len(sentences) or not np.isfinite(arr).all():
+        what = f"shape {arr.shape}" if arr.ndim != 2 or arr.shape[0] != len(sentences) else "NaN or infinite values"
+        raise UserError(f"encoder {enc.label}: encode() of {len(sentences)} sentences returned {what}; it must "
+                        "return a finite array (n_sentences, dim)")
+    return {p: arr[None] for p in poolings}
 
 
 def _encode(ref: ModelRef, sentences: list[str], poolings: tuple[str, ...], *, batch_size: int,

@@ -8,8 +8,11 @@ Layout (see README "Run directories")::
     RUN/checkpoints/...    plain Hugging Face directories (training runs)
     RUN/results/*.json     versioned result objects (``schema_version``)
 
-Every file is written atomically (temporary file + rename). A run whose status is ``done`` is never
-overwritten: :func:`create` refuses, and ``resume=True`` on a finished run is refused too.
+Every file is written atomically (temporary file + rename) with the mode a plain ``open`` would give
+it: 0666/0777 less the umask (:func:`apply_umask`), so a run is as readable as the user's other files.
+:meth:`RunDir.attach` adds sinks (trackers, :mod:`metaxlm.trackers`: ``RUN/tb/``, ``RUN/wandb/``) that
+get every record :meth:`RunDir.log` writes. A run whose status is ``done`` is never overwritten:
+:func:`create` refuses, and ``resume=True`` on a finished run is refused too.
 
 One writer per directory: :func:`create` takes ``RUN/.lock`` (created with ``O_CREAT | O_EXCL``, JSON
 with the owner's pid, hostname, start time and command) and the run gives it back when it is marked
@@ -53,10 +56,68 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it (Linux ``/proc``; elsewhere set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | Path | int, is_dir: bool = False) -> None:
+    """Give ``path`` (or an open fd) the mode a plain ``open``/``mkdir`` would: 0666/0777 less the umask.
+
+    ``tempfile.mkstemp``/``mkdtemp`` create owner-only files (0600/0700); every atomic writer renames
+    such a temporary into place, so without this a run would be unreadable to colleagues.
+    """
+    mode = (0o777 if is_dir else 0o666) & ~current_umask()
+    if isinstance(path, int):
+        os.fchmod(path, mode)
+    else:
+        os.chmod(path, mode)
+
+
+def apply_umask_tree(root: str | Path) -> None:
+    """:func:`apply_umask` on ``root`` and everything under it (for directories written by libraries:
+    ``save_pretrained`` writes ``model.safetensors`` owner-only)."""
+    root = Path(root)
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink():
+            apply_umask(p, is_dir=p.is_dir())
+
+
+def umask_mkstemp(*, prefix: str, suffix: str = "", dir: str | Path) -> tuple[int, str]:
+    """``tempfile.mkstemp`` whose file follows the umask (see :func:`apply_umask`)."""
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dir)
+    try:
+        apply_umask(fd)
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
+def umask_mkdtemp(*, prefix: str, dir: str | Path) -> str:
+    """``tempfile.mkdtemp`` whose directory follows the umask (see :func:`apply_umask`)."""
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=dir)
+    try:
+        apply_umask(tmp, is_dir=True)
+    except BaseException:
+        os.rmdir(tmp)
+        raise
+    return tmp
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = umask_mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -110,7 +171,9 @@ def library_versions() -> dict[str, str]:
 
 
 def hardware() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
+    from metaxlm.cpuload import decision
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "openmp": decision()}
     try:
         import torch
 
@@ -272,7 +335,7 @@ def acquire_lock(path: str | Path, *, command: str | None = None, scoped: bool =
     data = (json.dumps(info, ensure_ascii=False) + "\n").encode("utf-8")
     for _ in range(50):
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # less the umask
         except FileExistsError:
             raw, owner = _read_lock(lock)
             if raw is None:
@@ -357,6 +420,7 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._sinks: list[Any] = []
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -403,8 +467,27 @@ class RunDir:
         self.release()
 
     def release(self) -> None:
-        """Give back the lock :func:`create` took (a :func:`locked` block keeps its own)."""
+        """Close the attached sinks and give back the lock :func:`create` took (a :func:`locked` block
+        keeps its own)."""
+        self.close_sinks()
         release_lock(self.path, scoped=False)
+
+    # -- sinks: every logged record also goes to them (trackers: metaxlm.trackers) ---------------
+    def attach(self, sink: Any) -> Any:
+        """Send every record :meth:`log` writes from now on to ``sink`` too (``sink.log(record)``;
+        ``sink.close()`` when the run is done, failed or released). ``None`` is ignored. metrics.jsonl
+        stays the source of truth: a sink that raises gets one warning on stderr and is dropped."""
+        if sink is not None:
+            self._sinks.append(sink)
+        return sink
+
+    def close_sinks(self) -> None:
+        sinks, self._sinks = self._sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as e:  # noqa: BLE001 - a tracker must not turn a finished run into a failed one
+                print(f"warning: closing {type(sink).__name__} failed: {type(e).__name__}: {e}", file=sys.stderr)
 
     # -- outputs -----------------------------------------------------------------------------
     def log(self, record: dict) -> None:
@@ -414,14 +497,30 @@ class RunDir:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+        for sink in list(self._sinks):
+            try:
+                sink.log(record)
+            except Exception as e:  # noqa: BLE001 - metrics.jsonl has the record; the tracker is dropped
+                self._sinks.remove(sink)
+                print(f"warning: {type(sink).__name__} stopped logging ({type(e).__name__}: {e}); "
+                      f"{self.metrics_path} has every record", file=sys.stderr)
 
     def metrics(self) -> list[dict]:
         return list(iter_metrics(self.path))
 
     def write_result(self, name: str, payload: dict) -> Path:
-        """Write ``results/<name>.json`` with ``schema_version`` first."""
+        """Write ``results/<name>.json`` with ``schema_version`` first, after checking it against its
+        kind's schema (:mod:`metaxlm.results`): a payload that does not fit is a metaxlm bug
+        (RuntimeError), and nothing is written."""
+        from metaxlm.results import validate_result
+
         path = self.results_dir / f"{name}.json"
-        atomic_write_json(path, {"schema_version": SCHEMA_VERSION, **payload})
+        data = {"schema_version": SCHEMA_VERSION, **payload}
+        try:  # what the file will hold (tuples as lists, ...), as a reader will see it
+            validate_result(json.loads(json.dumps(to_dict(data), default=str)), str(path))
+        except UserError as e:
+            raise RuntimeError(f"metaxlm bug: the result about to be written does not fit its schema: {e}") from None
+        atomic_write_json(path, data)
         return path
 
     def results(self) -> dict[str, dict]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 BENCH = Path(__file__).parent / "fixtures" / "bench"
 
@@ -44,3 +47,24 @@ def make_tiny_xlmr(path: Path, texts: Sequence[str] | None = None, *, layers: in
     torch.manual_seed(seed)
     (XLMRobertaForMaskedLM if mlm else XLMRobertaModel)(cfg).save_pretrained(path)
     return path
+
+
+class CharGrams:
+    """A tiny numpy encoder: hashed character trigrams, L2-normalised (translations share names,
+    numbers and cognates, so it retrieves better than chance). Records every sentence it is given."""
+
+    def __init__(self, dim: int = 64):
+        self.dim = dim
+        self.seen: list[str] = []
+
+    def encode(self, sentences):
+        self.seen += list(sentences)
+        out = np.zeros((len(sentences), self.dim), np.float32)
+        for i, s in enumerate(sentences):
+            t = f"  {s.lower()} "
+            for j in range(len(t) - 2):
+                out[i, zlib.crc32(t[j:j + 3].encode()) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def __repr__(self):
+        return f"CharGrams(dim={self.dim})"

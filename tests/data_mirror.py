@@ -11,6 +11,7 @@ Without it the mirror is unsigned and fetching needs ``allow_unsigned``.
 from __future__ import annotations
 
 import bz2
+import gzip
 import hashlib
 import io
 import lzma
@@ -172,3 +173,79 @@ def sign_mirror(root: Path, home: Path) -> Path:
         if shutil.which("gpgconf"):
             subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
     return keyring
+
+
+# ------------------------------------------------------------------------------------ --size large
+
+LO_ROOT = "usr/share/libreoffice/help"
+
+
+def lo_page(lang: str, title: str, paras: list[tuple[str, str]]) -> bytes:
+    """A LibreOffice help page as the real packages ship it: id-carrying headings and paragraphs, a
+    hidden macOS variant inside a paragraph, boilerplate around."""
+    body = "".join(f'<p id="{i}" class="paragraph" dir="auto">{t}'
+                   f'<span hidden="true" class="MAC">(macOS variant)</span></p>\n' for i, t in paras)
+    return (f'<!DOCTYPE html>\n<html lang="{lang}"><head><title>{title}</title><script>var x=1;</script></head>'
+            f'<body><header><p dir="auto">LibreOffice Help</p></header><div id="DisplayArea">'
+            f'<h1 id="hd_id1000" dir="auto">{title}</h1>\n{body}</div></body></html>').encode()
+
+
+def libreoffice_debs(rng: random.Random, pages: int = 40, paras: int = 5) -> tuple[dict[str, bytes], dict]:
+    """``libreoffice-help-{en-us,de,fr}`` .debs and ``{page: [(id, en, de, fr)]}``. In every page one
+    paragraph is left untranslated in German (identical to English) and one is empty in French."""
+    files = {"en-US": {}, "de": {}, "fr": {}}
+    truth = {}
+    for n in range(pages):
+        page = f"text/shared/guide/page{n:03d}.html"
+        rows = []
+        for k in range(paras):
+            en = _sentence(rng, rng.randint(6, 12))
+            de = en if k == 1 else _translate(en, DE)
+            fr = "" if k == 2 else _translate(en, FR)
+            rows.append((f"par_id{n:03d}{k:02d}", en, de, fr))
+        truth[page] = rows
+        title = f"Help page {n}"
+        files["en-US"][f"{LO_ROOT}/en-US/{page}"] = lo_page("en-US", title, [(i, e) for i, e, _, _ in rows])
+        files["de"][f"{LO_ROOT}/de/{page}"] = lo_page("de", _translate(title, DE), [(i, d) for i, _, d, _ in rows])
+        files["fr"][f"{LO_ROOT}/fr/{page}"] = lo_page("fr", _translate(title, FR), [(i, f) for i, _, _, f in rows])
+    debs = {"libreoffice-help-en-us": make_deb(files["en-US"]), "libreoffice-help-de": make_deb(files["de"]),
+            "libreoffice-help-fr": make_deb(files["fr"])}
+    return debs, truth
+
+
+def roff_page(name: str, paras: list[str]) -> bytes:
+    """A man(7) page using the usual macros, a code block, a table and a macro definition."""
+    body = "\n.PP\n".join(paras)
+    return (f'.\\" generated for tests\n.de URL\n\\fI\\\\$2\\fP\n..\n.TH {name.upper()} 1 2024 test\n'
+            f".SH NAME\n{name} \\- a test command\n.SH DESCRIPTION\n.B {name}\n"
+            f"reads \\fIfiles\\fP and writes \\(lqresults\\(rq.\n.PP\n{body}\n.nf\ncode line one\ncode two\n.fi\n"
+            f".TS\nl l.\ncell\tcell\n.TE\n.SH SEE ALSO\n.BR ls (1)\n").encode()
+
+
+def man_deb(locale: str, pages: dict[str, list[str]]) -> bytes:
+    base = "usr/share/man/" + (f"{locale}/" if locale else "")
+    return make_deb({f"{base}man1/{name}.1.gz": gzip.compress(roff_page(name, paras), mtime=0)
+                     for name, paras in pages.items()})
+
+
+def html_doc_deb(name: str, pages: list[list[str]], root: str = "usr/share/doc/") -> bytes:
+    return make_deb({f"{root}{name}/html/p{i}.html":
+                     ("<html><body>" + "".join(f"<p>{p}</p>" for p in ps) + "<pre>code()</pre></body></html>").encode()
+                     for i, ps in enumerate(pages)})
+
+
+def large_debs(rng: random.Random, plant: list[str] = ()) -> tuple[dict[str, bytes], dict]:
+    """Every package of the test size ``large`` (see tests/test_data_large.py): LibreOffice help,
+    man pages (German pages also hold the ``plant`` sentences), two English HTML packages (one
+    installing its pages under ``usr/share/qt5/doc/``)."""
+    debs, truth = libreoffice_debs(rng)
+    prose = lambda k: [_sentence(rng, rng.randint(8, 14)) for _ in range(k)]  # noqa: E731
+    shared = {f"cmd{i}": prose(3) for i in range(6)}
+    debs["manpages"] = man_deb("", {**shared, "onlyen": prose(3)})  # cmd* are translated: not English corpus
+    debs["manpages-de"] = man_deb("de", {k: [_translate(p, DE) for p in v] + list(plant) for k, v in shared.items()})
+    debs["manpages-de-dev"] = man_deb("de", {"devpage": prose(2)})
+    debs["manpages-fr"] = man_deb("fr", {k: [_translate(p, FR) for p in v] for k, v in shared.items()})
+    debs["manpages-fr-dev"] = man_deb("fr", {"devpage": prose(2)})
+    debs["pydoc-test"] = html_doc_deb("pydoc-test", [prose(4) for _ in range(5)])
+    debs["qtdoc-test"] = html_doc_deb("qtdoc-test", [prose(3) for _ in range(3)], root="usr/share/qt5/doc/")
+    return debs, truth

@@ -75,7 +75,7 @@ def _one_error_line(res) -> str:
     return lines[0]
 
 
-TRAIN = ["train", "--model", "tiny", "--corpus", "{corpus}"]
+TRAIN = ["train", "--model-size", "tiny", "--corpus", "{corpus}"]
 TOK = ["tokenizer", "train", "--corpus", "{corpus}"]
 TOPIC = ["eval", "topic", "--model", "majority", "--data", "{bench}"]
 TATOEBA = ["eval", "tatoeba", "--data", "{bench}", "--device", "cpu"]

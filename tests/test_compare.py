@@ -42,6 +42,12 @@ def test_smoke_comparison_writes_everything(smoke):
             assert json.loads((run / "meta.json").read_text())["status"] == "done", run
     for control in ("majority", "lexical"):
         assert (cmp / "eval" / "topic" / control / "results" / "topic.json").is_file()
+    for regime in ("single", "meta", "en-only", "none"):  # the frozen-encoder probe protocol too
+        result = json.loads((cmp / "eval" / "topic-probe" / f"{regime}-s0" / "results" / "topic.json").read_text())
+        assert result["protocol"] == "probe" and result["item_ids"] and result["per_seed"][0]["items"]
+    md = (cmp / "report.md").read_text()
+    assert "| English generalization | topic (probe) accuracy, English (en_score) |" in md
+    assert "paired bootstrap over" in md  # per-item records: paired intervals
     assert (cmp / "probe" / "pair" / "meta-s0--single-s0" / "results").is_dir()
     assert json.loads((cmp / "meta.json").read_text())["status"] == "done"
     assert "report" in output
@@ -65,6 +71,29 @@ def test_compare_corpus_option_reaches_training(tmp_path, cli):
     r = cli("compare", "--preset", "smoke", "--data", BENCH, "--corpus", f"en={tmp_path / 'nope.txt'}",
             "--out", tmp_path / "x")
     assert r.exit_code == 2 and "does not exist" in r.output and not (tmp_path / "x").exists()
+
+
+def test_both_protocols_are_planned(tmp_path):
+    """topic runs under both protocols: TASK:<model> fine-tunes, TASK-probe:<model> probes the frozen encoder
+    (probe settings on top of topic's); controls run once; --force topic-probe redoes only the probes."""
+    import metaxlm.compare as C
+
+    config = C.resolve_config("smoke", {"probe": {"eval_batch_size": 4}})
+    assert config.protocols == ("finetune", "probe")
+    plan = C.plan_training(tmp_path / "c", config, BENCH)
+    steps = C.plan_analyses(plan)
+    ids = [s.id for s in steps]
+    assert {"topic:meta-s0", "topic-probe:meta-s0", "topic-probe:none-s0", "topic:majority"} <= set(ids)
+    assert not any(i.startswith("topic-probe:") and i.split(":")[1] in ("majority", "lexical") for i in ids)
+    probe = next(s for s in steps if s.id == "topic-probe:meta-s0")
+    tcfg = probe.run.args[0]
+    assert tcfg["protocol"] == "probe" and tcfg["eval_batch_size"] == 4 and tcfg["max_length"] == 32
+    assert probe.out == tmp_path / "c" / "eval" / "topic-probe" / "meta-s0"
+    assert next(s for s in steps if s.id == "topic:meta-s0").run.args[0]["protocol"] == "finetune"
+    assert C._forced(plan.steps + steps, ("topic-probe",)) == {i for i in ids if i.startswith("topic-probe:")}
+    assert not any(i.startswith("topic-probe:") for i in C._forced(plan.steps + steps, ("topic",)))
+    only = C.resolve_config("smoke", {"protocols": ["finetune"]})
+    assert not any("probe" in s.id.split(":")[0] for s in C.plan_analyses(C.plan_training(tmp_path / "d", only, BENCH)))
 
 
 def test_rerun_skips_finished_steps(smoke, cli):
@@ -140,6 +169,10 @@ def test_bad_input(cli, tmp_path, args, needle):
     (["--set", "train.seed=3"], "pretraining seeds are chosen with --seeds"),
     (["--set", "train.vocab_size=500"], "--set tokenizer.vocab_size=N"),
     (["--curves", "--set", "train.checkpoint_points=[0.5]"], "with --curves the checkpoints are curve_points"),
+    (["--protocols", "finetune,tune"], "protocols must name each of finetune, probe"),
+    (["--set", "probe.bogus=1"], "unknown key 'bogus'"),
+    (["--set", "topic.protocol=probe"], "set transfer protocols with protocols=[finetune,probe]"),
+    (["--force", "topic-probe:nobody"], "--force topic-probe:nobody: no such step in this comparison"),
 ])
 def test_bad_input_fails_before_anything_is_written(cli, tmp_path, monkeypatch, args, needle):
     """Each of these used to train the tokenizer (or every regime) first, or write config.yaml."""

@@ -23,7 +23,7 @@ from _models import make_tiny_xlmr
 
 FIX = Path(__file__).parent / "fixtures"
 BENCH = FIX / "bench"
-FAST = ("--seeds", "1", "--epochs", "1", "--batch-size", "8", "--train-size", "10")
+FAST = ("--seeds", "0", "--epochs", "1", "--batch-size", "8", "--train-size", "10")
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def _commands(tiny: Path, out: Path) -> dict[str, list]:
         "eval bucc": ["eval", "bucc", "--model", tiny, "--data", BENCH, "--out", out],
         "probe align": ["probe", "align", "--model", tiny, "--data", BENCH, "--out", out],
         "compare": ["compare", "--preset", "smoke", "--data", BENCH, "--out", out],
-        "train": ["train", "--model", "tiny", "--corpus", BENCH / "corpus", "--vocab-size", "300", "--out", out],
+        "train": ["train", "--model-size", "tiny", "--corpus", BENCH / "corpus", "--vocab-size", "300", "--out", out],
     }
 
 
@@ -168,7 +168,7 @@ def yaml_device(run: Path):
 
 def test_control_records_the_cpu(cli, tmp_path):
     out = tmp_path / "maj"
-    assert cli("eval", "topic", "--model", "majority", "--data", BENCH, "--seeds", "1", "--out", out).exit_code == 0
+    assert cli("eval", "topic", "--model", "majority", "--data", BENCH, "--seeds", "0", "--out", out).exit_code == 0
     assert _meta(out)["device"] == "cpu"
 
 

@@ -21,7 +21,8 @@ def test_gpu_check_preset_is_valid():
     validate(cfg)
     assert cfg.regimes == ("single", "meta", "none") and set(cfg.analyses) == {"topic", "tatoeba", "align"}
     gpu = resolve_config("gpu")
-    assert gpu.train["total_tokens"] == 3_500_000  # sized to the default benchmark (README)
+    assert gpu.data_options["size"] == "large" and gpu.train["total_tokens"] == 30_000_000  # README
+    validate(gpu)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metaxlm.errors import UserError
@@ -33,11 +34,11 @@ def _rows(path) -> dict:
 
 # -- pure statistics ------------------------------------------------------------------------------
 def test_welch_interval_matches_hand_computation():
-    # means 2 and 5.5; variances 1 and 5/3; se² = 1/3 + 5/12 = 0.75; Welch dof = 4.96 → 4 → t = 2.776
+    # means 2 and 5.5; variances 1 and 5/3; se² = 1/3 + 5/12 = 0.75; Welch dof = 4.96 → 4 → t = 2.7764451
     d = V.welch_delta([1, 2, 3], [4, 5, 6, 7])
     assert d.delta == pytest.approx(3.5)
     assert d.dof == pytest.approx(4.959, abs=1e-3)
-    half = 2.776 * math.sqrt(0.75)
+    half = 2.7764451052 * math.sqrt(0.75)
     assert d.ci == pytest.approx((3.5 - half, 3.5 + half))
     assert d.verdict == V.BETTER
 
@@ -77,12 +78,37 @@ def test_sample_units():
     assert V.make_sample([(1, None, [])]) is None
 
 
+def test_bootstrap_delta_verdict_needs_the_interval_to_exclude_zero():
+    base = np.zeros(1000)
+    shift = np.linspace(-0.01, 0.05, 1000)  # percentile interval ≈ [-0.0085, +0.0485]: contains 0
+    assert V.bootstrap_delta(base, shift, 0.02).verdict == V.NO_DIFF
+    d = V.bootstrap_delta(base, shift + 0.02, 0.04)
+    assert d.verdict == V.BETTER and d.ci[0] > 0 and d.dof is None
+    assert V.bootstrap_delta(base, shift + 0.02, 0.04, higher_is_better=False).verdict == V.WORSE
+    assert V.bootstrap_delta(base, -shift - 0.02, -0.04).verdict == V.WORSE
+
+
 # -- on the handmade full comparison ------------------------------------------------------------
+PAIRED_FT = ("hierarchical paired bootstrap over 200 test items per language × 2 fine-tuning seeds × 3 pretraining "
+             "seeds, 2,000 resamples, 95% percentile interval")
+PAIRED_PROBE = ("hierarchical paired bootstrap over 200 test items per language × 3 pretraining seeds, 2,000 "
+                "resamples, 95% percentile interval")
+
+
 def test_full_fixture_verdicts():
     rows = _rows(RESULTS / "full")
     assert rows["topic.en_score"].verdict.verdict == V.BETTER
     assert rows["topic.en_score"].verdict.comparison.delta == pytest.approx(0.08)
     assert rows["topic.target_mean"].verdict.verdict == V.NO_DIFF
+    assert rows["topic-probe.en_score"].verdict.verdict == V.BETTER
+    assert rows["topic-probe.en_score"].verdict.comparison.delta == pytest.approx(0.09)
+    assert rows["topic-probe.target_mean"].verdict.verdict == V.NO_DIFF
+    for key in ("topic.en_score", "topic.target_mean", "topic.transfer_gap_mean"):
+        assert rows[key].verdict.comparison.method == PAIRED_FT, key
+    for key in ("topic-probe.en_score", "topic-probe.target_mean"):
+        assert rows[key].verdict.comparison.method == PAIRED_PROBE, key
+    assert rows["tatoeba.acc"].verdict.comparison.method.startswith("Welch's t-interval over 3 pretraining seeds "
+                                                                    "(no per-item records")
     assert rows["tatoeba.acc"].verdict.verdict == V.WORSE
     assert rows["tatoeba.acc"].verdict.comparison.delta == pytest.approx(-0.10)
     assert rows["align.mean_cka"].verdict.verdict == V.BELOW_CONTROL
@@ -94,6 +120,61 @@ def test_full_fixture_verdicts():
     assert rows["topic.en_score"].chance == pytest.approx(1 / 7)
     assert rows["tatoeba.acc"].chance == pytest.approx(0.005)
     assert en["single"].unit == "pretraining seeds" and en["single"].n == 3
+    # controls predict without an encoder: the probe rows show (and pair with) their topic results
+    probe = rows["topic-probe.en_score"]
+    assert probe.samples["lexical"].mean == pytest.approx(0.66) and probe.samples["majority"].mean == pytest.approx(0.3)
+    d = probe.delta("majority", "meta")
+    assert d.method == ("hierarchical paired bootstrap over 200 test items per language × 1–3 pretraining seeds, "
+                        "2,000 resamples, 95% percentile interval")
+    assert d.verdict == V.BETTER and d.delta == pytest.approx(0.40)
+
+
+def test_paired_intervals_are_seeded_and_computed_from_the_items():
+    a = _rows(RESULTS / "full")["topic.en_score"].verdict.comparison
+    b = _rows(RESULTS / "full")["topic.en_score"].verdict.comparison
+    assert a.ci == b.ci
+    s = build_summary(collect([RESULTS / "full"]), seed=1)
+    c = {r.metric.key: r for r in s.rows}["topic.en_score"].verdict.comparison
+    assert c.ci != a.ci and c.ci == pytest.approx(a.ci, abs=0.02)
+    assert any("paired bootstrap over the recorded per-item outcomes (2,000 resamples, seed 1)" in x
+               for x in s.statistics)
+
+
+def test_results_without_items_fall_back_to_welch_labelled():
+    rows = _rows(RESULTS / "partial")
+    d = rows["topic.en_score"].verdict.comparison
+    assert d.method.startswith("Welch's t-interval over 2 fine-tuning seeds (no per-item records;")
+    assert d.dof is not None
+
+
+def _edit_result(path, fn):
+    data = json.loads(path.read_text(encoding="utf-8"))
+    fn(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_different_test_items_are_not_paired(tmp_path):
+    spec = {"single": [{"en": .70, "target": .5}], "meta": [{"en": .80, "target": .5}],
+            "none": [{"en": .60, "target": .4}]}
+    root = make.write_comparison(tmp_path / "cmp", spec, controls=False, pair=False)
+    rows = _rows(root)
+    assert rows["topic.en_score"].verdict.comparison.method.startswith("paired bootstrap over 200 test items per "
+                                                                       "language × 2 fine-tuning seeds")
+
+    def other_ids(d):
+        d["item_ids"] = {lg: [f"x{i}" for i in range(len(ids))] for lg, ids in d["item_ids"].items()}
+    _edit_result(root / "eval" / "topic-meta-s1" / "results" / "topic.json", other_ids)
+
+    def stale(d):
+        d["per_seed"][0]["scores"]["en"]["accuracy"] += 0.1  # items no longer give the recorded score
+    _edit_result(root / "eval" / "topic-none-s1" / "results" / "topic.json", stale)
+    rows = _rows(root)
+    comp = rows["topic.en_score"].verdict.comparison
+    assert "(different test items;" in comp.method and comp.method.startswith("Welch's t-interval")
+    _, vs_none = rows["topic.en_score"].verdict.controls["single"]
+    assert "(per-item records do not reproduce the recorded scores;" in vs_none.method
+    s = build_summary(collect([root]))
+    assert any("none (topic)" in x and "falls back to Welch" in x for x in s.statistics)
 
 
 def test_full_fixture_statements_and_curves():
@@ -191,3 +272,48 @@ def test_results_from_a_newer_schema_are_refused_older_ones_load(tmp_path, capsy
     assert r.exit_code == 0, r.output
     assert sum("schema_version 99" in ln for ln in r.output.splitlines()) == 1
     assert "schema_version 99" in (tmp_path / "r.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("stat, metric, encode", [
+    ("correct_total", "token_accuracy", lambda c: [2 * c, 2]),  # two tokens per sentence, both right or wrong
+    ("tp_fp_fn", "span_f1", lambda c: [1, 0, 0] if c else [0, 1, 1]),  # one entity per sentence: F1 = accuracy
+])
+def test_every_item_stat_is_bootstrapped(tmp_path, stat, metric, encode):
+    """POS-like (Σcorrect/Σn) and NER-like (micro F1) records of the same outcomes give the same interval."""
+    spec = {"single": [{"en": .70, "target": .5}, {"en": .72, "target": .5}],
+            "meta": [{"en": .78, "target": .52}, {"en": .80, "target": .5}]}
+    root = make.write_comparison(tmp_path / "cmp", spec, controls=False, pair=False)
+    want = _rows(root)["topic.en_score"].verdict.comparison
+
+    def recode(d):
+        d["task"].update(item_stat=stat, metric=metric)
+        for s in d["per_seed"]:
+            s["items"] = {lg: [encode(c) for c in rows] for lg, rows in s["items"].items()}
+            for sc in s["scores"].values():
+                sc[metric] = sc["accuracy"]
+        for sc in d["scores"].values():  # the summary over seeds names the primary metric too (its schema)
+            sc[metric] = sc["accuracy"]
+    for p in root.rglob("topic.json"):
+        _edit_result(p, recode)
+    got = {r.metric.key: r for r in build_summary(collect([root])).rows}["topic.en_score"].verdict.comparison
+    assert got.method == want.method and got.method.startswith("hierarchical paired bootstrap")
+    assert got.ci == pytest.approx(want.ci) and got.verdict == want.verdict
+
+
+def test_low_overlap_subset_is_a_claim_row(tmp_path):
+    import shutil
+
+    root = tmp_path / "full"
+    shutil.copytree(RESULTS / "full", root)
+    assert "tatoeba.acc_low" not in _rows(root)  # results without the subset: no row
+
+    def low(d):
+        mean = {k: (v - 0.1 if k == "acc_cosine" else v) for k, v in d["mean"].items()}
+        d["subsets"] = {"low-overlap": {"languages": d["languages"], "scores": d["scores"], "mean": mean}}
+    for p in root.glob("eval/tatoeba-*/results/tatoeba.json"):
+        _edit_result(p, low)
+    rows = _rows(root)
+    full, sub = rows["tatoeba.acc"], rows["tatoeba.acc_low"]
+    assert "low-overlap" in sub.metric.label
+    assert sub.samples["single"].mean == pytest.approx(full.samples["single"].mean - 0.1)
+    assert sub.verdict.comparison.delta == pytest.approx(full.verdict.comparison.delta)

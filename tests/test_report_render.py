@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from markupsafe import escape  # the HTML is autoescaped by jinja2 (' → &#39;)
 
 RESULTS = Path(__file__).parent / "fixtures" / "results"
 
@@ -25,21 +26,35 @@ def test_report_full_through_cli(cli, tmp_path):
     assert f"report: {out}" in res.output
     html = out.read_text(encoding="utf-8")
     _no_external_refs(html)
-    assert html.count("data:image/png;base64,") == 7  # losses, gap, retrieval, CKA, heatmap, curves
+    assert html.count("data:image/png;base64,") == 8  # losses, gap, probe, retrieval, CKA, heatmap, curves
     for needle in ["English generalization", "Cross-lingual transfer", "Alignment of representations",
-                   "better", "worse", "no significant difference", "below control", "Per-language transfer: topic",
-                   "Metrics over pretraining", "Provenance", "0123456789ab", "Welch", "Comparison steps"]:
+                   "better", "worse", "no significant difference", "below control",
+                   "Per-language transfer: topic (fine-tuned)", "Per-language transfer: topic (frozen-encoder probe)",
+                   "Metrics over pretraining", "Provenance", "0123456789ab", "Welch", "Comparison steps",
+                   "How the intervals are computed", "Every model minus every control",
+                   "Frozen-encoder probe by layer"]:
         assert needle in html, needle
     md = out.with_suffix(".md").read_text(encoding="utf-8")
-    assert "| English generalization | topic accuracy, English (en_score) | 0.710 ± 0.025 (n=3) | " \
-           "0.790 ± 0.025 (n=3) | +0.080 [+0.057, +0.103] | better |" in md
-    assert "| topic accuracy, mean over target languages | +0.007 [-0.103, +0.116]: no significant difference | " \
-           "+0.157 [+0.073, +0.240]: better |" in md  # regime contrasts: the multilingual phase helps transfer
-    assert "| topic accuracy, English (en_score) | single | 0.7000, 0.7100, 0.7200 | pretraining seeds | " \
-           "1, 2, 3 |" in md
+    # the claims table: a row per protocol; intervals from the paired bootstrap over the recorded items
+    assert "| English generalization | topic (fine-tuned) accuracy, English (en_score) | 0.710 ± 0.025 (n=3) | " \
+           "0.790 ± 0.025 (n=3) | +0.080 [+0.034, +0.128] | better |" in md
+    assert "| English generalization | topic (probe) accuracy, English (en_score) | 0.610 ± 0.025 (n=3) | " \
+           "0.700 ± 0.025 (n=3) | +0.090 [+0.032, +0.150] | better |" in md
+    assert "| topic (fine-tuned) accuracy, mean over target languages | +0.007 [-0.058, +0.067]: no significant " \
+           "difference | +0.157 [+0.111, +0.202]: better |" in md  # regime contrasts: the multilingual phase helps
+    assert "| topic (fine-tuned) accuracy, English (en_score) | single | 0.7000, 0.7100, 0.7200 | pretraining " \
+           "seeds | 1, 2, 3 |" in md
+    # the method is named under every table with intervals, in both formats
+    method = ("topic (fine-tuned): hierarchical paired bootstrap over 200 test items per language × 2 fine-tuning "
+              "seeds × 3 pretraining seeds, 2,000 resamples, 95% percentile interval; topic (probe): hierarchical "
+              "paired bootstrap over 200 test items per language × 3 pretraining seeds, 2,000 resamples, 95% "
+              "percentile interval; Tatoeba, CKA, BUCC: Welch's t-interval over 3 pretraining seeds (no per-item "
+              "records; 95%, Welch–Satterthwaite degrees of freedom rounded down)")
+    assert md.count(method) == 3 and html.count(str(escape(method))) == 3  # headline, contrasts, controls
+    assert md.count("Intervals") >= 4 and html.count("Intervals") >= 4  # and every model minus every control
     assert "preset `fixture`" in md and "Comparison `" in md
     pngs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(pngs) == 7
+    assert len(pngs) == 8
     for p in pngs:
         assert (out.parent / p).is_file() and (out.parent / p).read_bytes()[:4] == b"\x89PNG"
 
@@ -55,6 +70,8 @@ def test_report_partial_says_not_run(cli, tmp_path):
            "not run | not run | not run | not run |" in md
     assert "## Retrieval by layer\n\nnot run" in md
     assert "the `none` control was not run" in md
+    # results written before per-item records: Welch's interval, labelled
+    assert "_Intervals: Welch's t-interval over 2 fine-tuning seeds (no per-item records; 95%" in md
 
 
 def test_report_default_out_and_several_dirs(cli, tmp_path, monkeypatch):
@@ -82,6 +99,7 @@ def test_report_only_eval_runs_without_training_runs(cli, tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["/nonexistent/dir"], "not a directory"),
     ([str(RESULTS / "full"), "--out", "/tmp/x.txt"], "ending in .html"),
+    ([str(RESULTS / "partial"), "--out", "/tmp/x.html", "--resamples", "5"], "--resamples 5: give a whole number"),
 ])
 def test_report_user_errors(args, needle):
     from typer.testing import CliRunner
@@ -120,27 +138,38 @@ def test_report_with_undefined_values(cli, tmp_path):
            "last layer) |" in md
 
 
-def test_report_survives_sparse_result_files(tmp_path):
-    """Result files with missing keys (older or interrupted producers) give "not run" cells, not a crash."""
+def test_report_lists_result_files_that_do_not_fit_their_schema(tmp_path, capsys):
+    """Result files with missing or mistyped fields (older or interrupted producers) are skipped, each with one
+    line naming the file and the field (in the report and on stderr); the valid results are still reported."""
     import json
 
+    from metaxlm.errors import UserError
     from metaxlm.report import build_report
 
+    tree = tmp_path / "runs"
+    shutil.copytree(RESULTS / "partial", tree)
     model = {"spec": "x", "path": "x", "source": "local", "phase": None, "run_dir": None, "label": "x"}
     payloads = {
         "topic": {"kind": "transfer", "model": model, "task": {"name": "topic"}},
         "tatoeba": {"kind": "tatoeba", "model": model, "sweep": {"mean": {"de": {"dev": [0.1, None]}}}},
         "bucc": {"kind": "bucc", "model": model, "mean": {}},
-        "align": {"kind": "align", "model": model, "mean_cka": [], "cka": {"de": {}}},
         "align-pair": {"kind": "align_pair", "models": [model, model], "matrix": []},
         "odd": {"kind": "something-else"},
         "list": [1, 2],
     }
     for name, payload in payloads.items():
-        d = tmp_path / "runs" / name / "results"
+        d = tree / "sparse" / name / "results"
         d.mkdir(parents=True)
         (d / f"{name}.json").write_text(json.dumps(payload), encoding="utf-8")
-    html, md = build_report([tmp_path / "runs"], tmp_path / "r.html")
+    html, md = build_report([tree], tmp_path / "r.html")
     text = md.read_text(encoding="utf-8")
-    assert "not run" in text and "unknown kind 'something-else'" in text and "not a JSON object" in text
+    assert "0.700 ± 0.127 (n=2)" in text  # the valid results
+    for line in (f"{tree}/sparse/topic/results/topic.json: task.metric: missing (and 7 more problems); skipped "
+                 "(fix the file, or write it again with the metaxlm command that made it)",
+                 f"{tree}/sparse/odd/results/odd.json: kind: unknown kind 'something-else'",
+                 f"{tree}/sparse/list/results/list.json: not a JSON object"):
+        assert line in text and line in capsys.readouterr().err + text, line
     _no_external_refs(html.read_text(encoding="utf-8"))
+    # nothing valid at all: one line naming the first file that does not fit
+    with pytest.raises(UserError, match=r"no usable results under .*sparse: .*align-pair.json: languages: missing"):
+        build_report([tree / "sparse"], tmp_path / "s.html")

@@ -75,7 +75,7 @@ def test_tatoeba_on_benchmark(cli, model, tmp_path):
 
 def test_tatoeba_fixed_layer_and_pooling(cli, model, tmp_path):
     out = tmp_path / "run"
-    r = cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--lang", "fr", "--layer", "1",
+    r = cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--languages", "fr", "--layer", "1",
             "--pooling", "cls", "--out", out)
     assert r.exit_code == 0, r.output
     res = _result(out, "tatoeba")
@@ -89,7 +89,7 @@ def test_tatoeba_identical_sides_score_one(cli, model, tmp_path):
     src.write_text("".join(f"{w} {i} package tool\n" for i, w in enumerate(["run", "the data", "help me", "a file",
                                                                             "server", "sound text", "network"])))
     out = tmp_path / "run"
-    r = cli("eval", "tatoeba", "-m", model, "--src", src, "--tgt", src, "--layer", "2", "--lang", "de",
+    r = cli("eval", "tatoeba", "-m", model, "--src", src, "--tgt", src, "--layer", "2", "--languages", "de",
             "--out", out, "--batch-size", "3")
     assert r.exit_code == 0, r.output
     s = _result(out, "tatoeba")["scores"]["de"]
@@ -114,7 +114,7 @@ def test_tatoeba_laser_files(cli, model, tmp_path):
 def test_tatoeba_pair_with_dev_pair(cli, model, tmp_path):
     out = tmp_path / "run"
     r = cli("eval", "tatoeba", "-m", model, "--src", RET / "pair/test.de", "--tgt", RET / "pair/test.en",
-            "--dev-src", RET / "pair/dev.de", "--dev-tgt", RET / "pair/dev.en", "--lang", "de", "--out", out)
+            "--dev-src", RET / "pair/dev.de", "--dev-tgt", RET / "pair/dev.en", "--languages", "de", "--out", out)
     assert r.exit_code == 0, r.output
     res = _result(out, "tatoeba")
     assert res["headline"]["selected_on"] == "dev" and res["data"]["source"] == "pair"
@@ -128,13 +128,13 @@ def test_tatoeba_bad_inputs(cli, model, tmp_path):
     empty.write_text("")
     _bad(cli("eval", "tatoeba", "-m", model, "--src", empty, "--tgt", RET / "pair/test.en", "--layer", "1"), "empty")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--layer", "7"), "beyond the model's depth")
-    _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--lang", "xx"), "no data for language 'xx'")
+    _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--languages", "xx"), "no data for language 'xx'")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", BENCH, "--pooling", "max"), "unknown pooling")
     _bad(cli("eval", "tatoeba", "-m", model, "--data", tmp_path), "neither a benchmark")
     bench = tmp_path / "bench"
     shutil.copytree(BENCH / "parallel", bench / "parallel")
     (bench / "parallel" / "de.test.tsv").write_text("en\tde\n")
-    _bad(cli("eval", "tatoeba", "-m", model, "--data", bench, "--lang", "de"), "no sentence pairs")
+    _bad(cli("eval", "tatoeba", "-m", model, "--data", bench, "--languages", "de"), "no sentence pairs")
 
 
 # -- bucc -------------------------------------------------------------------------------------------
@@ -208,16 +208,16 @@ def test_bucc_bad_inputs(cli, model, tmp_path):
     _bad(cli("eval", "bucc", "-m", model, "--data", RET / "bucc2018"), "--test-split")  # no test gold
     _bad(cli("eval", "bucc", "-m", model, "--data", RET / "bucc2018", "--test-split", "training"), "--dev-split")
     _bad(cli("eval", "bucc", "-m", model, "--data", BENCH, "--layer", "3"), "beyond the model's depth")
-    _bad(cli("eval", "bucc", "-m", model, "--data", BENCH, "--retrieval", "best"), "not allowed")
+    _bad(cli("eval", "bucc", "-m", model, "--data", BENCH, "--retrieval", "best"), "'best' is not one of")
     _bad(cli("eval", "bucc", "-m", model, "--data", BENCH, "--dev-split", "test"), "tuned on other data")
     data = tmp_path / "d"
     shutil.copytree(BENCH / "mining", data / "mining")
     gold = data / "mining" / "de-en.test.gold"
     gold.write_text(gold.read_text() + "de-test-999999\ten-test-000001\n")
-    _bad(cli("eval", "bucc", "-m", model, "--data", data, "--lang", "de"), "'de-test-999999' is not in")
+    _bad(cli("eval", "bucc", "-m", model, "--data", data, "--languages", "de"), "'de-test-999999' is not in")
     shutil.copy(BENCH / "mining" / "de-en.test.gold", gold)
     (data / "mining" / "de-en.dev.en").write_text("")
-    _bad(cli("eval", "bucc", "-m", model, "--data", data, "--lang", "de"), "empty")
+    _bad(cli("eval", "bucc", "-m", model, "--data", data, "--languages", "de"), "empty")
 
 
 def test_default_benchmark_is_used_without_data(cli, model, tmp_path, monkeypatch):

@@ -111,7 +111,7 @@ def test_pair_files_without_dev_run_too(cli, tmp_path):
     src.write_text("".join(f"{x}\n" for x, _ in PAIRS["deu"]), encoding="utf-8")
     tgt.write_text("".join(f"{e}\n" for _, e in PAIRS["deu"]), encoding="utf-8")
     out = tmp_path / "run"
-    r = cli("eval", "tatoeba", "-m", model, "--src", src, "--tgt", tgt, "--lang", "de", "--out", out)
+    r = cli("eval", "tatoeba", "-m", model, "--src", src, "--tgt", tgt, "--languages", "de", "--out", out)
     assert r.exit_code == 0, r.output
     h = _result(out, "tatoeba")["headline"]
     assert h["layer"] == 1 and h["layer_choice"] == "fixed: no dev split"

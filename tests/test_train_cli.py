@@ -12,7 +12,7 @@ from metaxlm.train import loop as loop_mod
 from metaxlm.train import mlm as mlm_mod
 from metaxlm.train import train_tokenizer
 
-TINY = ["--model", "tiny", "--total-tokens", "2048", "--seq-len", "32", "--batch-size", "8", "--vocab-size", "300"]
+TINY = ["--model-size", "tiny", "--total-tokens", "2048", "--seq-len", "32", "--batch-size", "8", "--vocab-size", "300"]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_tokenizer_cli(cli, tmp_path):
     assert (tmp_path / "tok" / "tokenizer.json").is_file()
     _fails(cli("tokenizer", "train", "--corpus", FIXTURE_CORPUS, "--out", tmp_path / "tok"), "already exists")
     _fails(cli("tokenizer", "train", "--corpus", FIXTURE_CORPUS, "--out", tmp_path / "t2", "--type", "wp"),
-           "choose unigram or bpe")
+           "'wp' is not one of 'unigram', 'bpe'")
 
 
 def test_bad_inputs(cli, tmp_path, tok):
@@ -78,7 +78,7 @@ def test_bad_inputs(cli, tmp_path, tok):
     _fails(cli("train", "--config", tmp_path / "m.yaml", "--corpus", c, "--out", out, *TINY),
            "model_args: unknown key 'hidden_sise'")
     _fails(cli("train", "--regime", "metta", "--corpus", c, "--out", out, *TINY), "regime 'metta' is unknown")
-    _fails(cli("train", "--model", "huge", "--corpus", c, "--out", out), "preset 'huge' is unknown")
+    _fails(cli("train", "--model-size", "huge", "--corpus", c, "--out", out), "'huge' is not one of 'tiny', 'demo', 'small', 'base'")
     # a tokenizer whose vocabulary does not match the model
     (tmp_path / "v.yaml").write_text("model_args: {vocab_size: 100}\n")
     _fails(cli("train", "--config", tmp_path / "v.yaml", "--tokenizer", tok, "--corpus", c, "--out", out, *TINY),

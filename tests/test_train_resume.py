@@ -251,7 +251,7 @@ def cut_run(tmp_path_factory, tok):
 @pytest.mark.parametrize("option, value", [
     ("--seed", "0"), ("--batch-size", "8"), ("--seq-len", "32"), ("--grad-accum", "1"), ("--alpha", "0.3"),
     ("--meta-split", "0.5"), ("--languages", "en,de"), ("--vocab-size", "300"), ("--checkpoint-points", "0.5"),
-    ("--regime", "meta"), ("--model", "tiny"), ("--corpus", "x"), ("--tokenizer", "x"),
+    ("--regime", "meta"), ("--model-size", "tiny"), ("--corpus", "x"), ("--tokenizer", "x"),
 ])
 def test_cli_refuses_what_would_change_the_run(cli, cut_run, option, value):
     run = cut_run
@@ -295,12 +295,12 @@ def test_absurd_budgets_are_refused_before_the_run_exists(tmp_path, tok):
 
 def test_budget_cap_with_the_runs_own_tokenizer(tmp_path, cli):
     """The tokenizer is trained by the run: the epochs are known only then, before the first step."""
-    r = cli("train", "--corpus", FIXTURE_CORPUS, "--out", tmp_path / "r", "--model", "tiny", "--seq-len", "32",
+    r = cli("train", "--corpus", FIXTURE_CORPUS, "--out", tmp_path / "r", "--model-size", "tiny", "--seq-len", "32",
             "--batch-size", "8", "--vocab-size", "300", "--total-tokens", str(TPS * 10**6))
     _fails(r, "more than max_epochs = 1000")
     assert _meta(tmp_path / "r")["status"] == "failed"
     assert not (tmp_path / "r" / "checkpoints").exists()
-    r = cli("train", "--corpus", FIXTURE_CORPUS, "--out", tmp_path / "s", "--model", "tiny",
+    r = cli("train", "--corpus", FIXTURE_CORPUS, "--out", tmp_path / "s", "--model-size", "tiny",
             "--total-tokens", str(10**18))
     _fails(r, "more than max_steps")
     assert not (tmp_path / "s").exists()

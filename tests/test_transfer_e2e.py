@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from metaxlm.eval.finetune import (FineTuner, FinetuneParams, collate, encode_sequence, encode_tokens,
-                                   length_batches)
+                                   length_batches, lr_grid_around)
 from metaxlm.eval.formats import SeqExample, TokExample, load_task
 from metaxlm.eval.tasks import TASKS
 from metaxlm.models import resolve_model
@@ -20,7 +20,7 @@ from _models import make_tiny_xlmr
 FIX = Path(__file__).parent / "fixtures"
 TASKS_DIR = FIX / "tasks"
 BENCH = FIX / "bench"
-FAST = ("--seeds", "1", "--epochs", "1", "--batch-size", "8")
+FAST = ("--seeds", "0", "--epochs", "1", "--batch-size", "8", "--lr", "5e-4")
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,7 @@ def test_length_batches_and_dynamic_padding():
 def test_token_predictions_map_back_to_words(tiny_model_dir):
     spec = TASKS["pos"]
     data = load_task(spec, TASKS_DIR / "pos")
-    ft = FineTuner(resolve_model(str(tiny_model_dir)), spec, data.labels, FinetuneParams(epochs=1, max_length=8))
+    ft = FineTuner(resolve_model(str(tiny_model_dir)), spec, data.labels, FinetuneParams(lr=5e-4, epochs=1, max_length=8))
     ft.fit(data.train, data.dev, 0, lambda ex, p: 0.0)
     long = TokExample("x", ["word"] * 25, ["NOUN"] * 25)
     pred = ft.predict([long, *data.test["de"]])
@@ -114,17 +114,23 @@ def test_token_predictions_map_back_to_words(tiny_model_dir):
 
 def test_topic_end_to_end(cli, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
-    res = _ok(cli("eval", "topic", "--model", tiny_model_dir, "--data", BENCH, *FAST, "--out", out,
+    res = _ok(cli("eval", "topic", "--model", tiny_model_dir, "--data", BENCH, *FAST[:-2], "--out", out,
                   "--save-predictions"))
     assert "topic" in res.output and "gap" in res.output
     r = _result(out, "topic")
     assert r["schema_version"] == 1 and r["kind"] == "transfer"
     assert r["task"]["name"] == "topic" and r["task"]["metric"] == "accuracy" and len(r["task"]["data_hash"]) == 64
     assert r["model"]["source"] == "local"
-    assert r["config"]["lr"] == 5e-4 and r["config"]["max_length"] == 64  # width and task defaults
-    assert set(r["config"]) >= {"lr", "epochs", "batch_size", "max_length", "warmup_ratio", "train_size", "seeds"}
+    assert r["config"]["lr_grid"] == list(lr_grid_around(1e-3)) and r["config"]["max_length"] == 64  # width, task
+    assert set(r["config"]) >= {"lr", "epochs", "batch_size", "max_length", "warmup_ratio", "train_size", "seeds",
+                                "patience", "max_steps", "min_steps", "eval_every"}
+    assert r["protocol"] == "finetune" and "probe" not in r
     assert r["languages"][0] == "en" and {"de", "fr"} <= set(r["languages"])
-    assert len(r["per_seed"]) == 1 and r["per_seed"][0]["best_epoch"] == 1
+    s = r["per_seed"][0]
+    assert len(r["per_seed"]) == 1 and s["best_epoch"] == 1
+    assert [x["lr"] for x in s["lr_search"]] == r["config"]["lr_grid"] and s["lr"] in r["config"]["lr_grid"]
+    assert s["best_dev"] == max(x["best_dev"] for x in s["lr_search"]) == s["dev_history"][-1]["dev"]
+    assert s["best_step"] == s["stop_step"] == s["max_steps"] == s["steps_per_epoch"]  # one epoch, one evaluation
     for lang in r["languages"]:
         assert set(r["scores"][lang]) == {"accuracy", "macro_f1"}
         assert r["scores"][lang]["accuracy"]["n"] == 1
@@ -181,7 +187,7 @@ def test_seed_determinism(tiny_model_dir, tmp_path):
     from metaxlm.eval.transfer import TransferConfig, run_transfer
 
     cfg = TransferConfig(task="topic", model=str(tiny_model_dir), data=str(BENCH), seeds=2, epochs=2,
-                         batch_size=8, save_predictions=True)
+                         batch_size=8, save_predictions=True, lr_grid=(5e-4, 1e-3))
     a = _result(run_transfer(cfg, tmp_path / "a", show=False), "topic")
     b = _result(run_transfer(cfg, tmp_path / "b", show=False), "topic")
     strip = lambda r: [{k: v for k, v in s.items() if k != "seconds"} for s in r["per_seed"]]  # noqa: E731
@@ -197,7 +203,7 @@ def test_same_seed_same_weights(tiny_model_dir):
 
     spec = TASKS["topic"]
     data = load_task(spec, BENCH)
-    ft = FineTuner(resolve_model(str(tiny_model_dir)), spec, data.labels, FinetuneParams(epochs=1, batch_size=8))
+    ft = FineTuner(resolve_model(str(tiny_model_dir)), spec, data.labels, FinetuneParams(lr=5e-4, epochs=1, batch_size=8))
     states = []
     for seed in (3, 3, 4):
         ft.fit(data.train, data.dev, seed, lambda ex, p: 0.0)
@@ -212,7 +218,7 @@ def test_same_seed_same_weights(tiny_model_dir):
 
 def test_majority_control_through_the_cli(cli, tmp_path):
     out = tmp_path / "maj"
-    _ok(cli("eval", "topic", "--model", "majority", "--data", BENCH, "--seeds", "2", "--out", out))
+    _ok(cli("eval", "topic", "--model", "majority", "--data", BENCH, "--seeds", "0,1", "--out", out))
     r = _result(out, "topic")
     assert r["model"]["source"] == "control" and r["model"]["label"] == "majority"
     td = load_task(TASKS["topic"], BENCH)
@@ -225,7 +231,7 @@ def test_majority_control_through_the_cli(cli, tmp_path):
         assert r["scores"][lang]["accuracy"]["mean"] == pytest.approx(expected)
         assert r["majority"][lang] == pytest.approx(expected)
         assert r["collapsed"][lang] == [0, 1]  # a constant predictor is flagged, by construction
-    _ok(cli("eval", "pos", "--model", "majority", "--data", TASKS_DIR / "pos", "--seeds", "1", "--out", tmp_path / "p"))
+    _ok(cli("eval", "pos", "--model", "majority", "--data", TASKS_DIR / "pos", "--seeds", "0", "--out", tmp_path / "p"))
 
 
 def _lexical_fixture(root: Path) -> Path:
@@ -250,7 +256,7 @@ def _lexical_fixture(root: Path) -> Path:
 def test_lexical_control_hand_computed(cli, tmp_path):
     data = _lexical_fixture(tmp_path / "lex")
     out = tmp_path / "lexrun"
-    _ok(cli("eval", "topic", "--model", "lexical", "--data", data, "--seeds", "1", "--out", out,
+    _ok(cli("eval", "topic", "--model", "lexical", "--data", data, "--seeds", "0", "--out", out,
             "--save-predictions"))
     r = _result(out, "topic")
     assert r["model"]["source"] == "control" and r["model"]["label"] == "lexical"
@@ -264,7 +270,7 @@ def test_lexical_control_hand_computed(cli, tmp_path):
 
 
 def test_lexical_refuses_token_tasks(cli):
-    _bad(cli("eval", "ner", "--model", "lexical", "--data", TASKS_DIR / "ner", "--seeds", "1"),
+    _bad(cli("eval", "ner", "--model", "lexical", "--data", TASKS_DIR / "ner", "--seeds", "0"),
          "classification tasks")
 
 
@@ -289,7 +295,7 @@ def test_bad_data_inputs(cli, tiny_model_dir, tmp_path):
     _bad(cli("eval", "ner", "--model", m, "--data", TASKS_DIR / "pos", *FAST), "missing split train for language en")
     _bad(cli("eval", "ner", "--model", m, *FAST), "needs --data")
     _bad(cli("eval", "topic", "--model", m, "--data", BENCH, "--train-size", "100000", *FAST), "larger than")
-    _bad(cli("eval", "topic", "--model", m, "--data", BENCH, "--seeds", "0"), "seeds must be at least 1")
+    _bad(cli("eval", "topic", "--model", m, "--data", BENCH, "--seeds", "2,4"), "must be consecutive")
     assert not (tmp_path / "runs").exists()
 
 

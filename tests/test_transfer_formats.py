@@ -166,18 +166,3 @@ def test_not_utf8(tmp_path):
     p.write_bytes(b"caf\xe9\tO\n")
     with pytest.raises(UserError, match="not UTF-8"):
         read_conll(p, "en", TASKS["ner"].labels)
-
-
-def test_hf_name_without_datasets_or_hub(monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_datasets(name, *a, **k):
-        if name == "datasets" or name.startswith("datasets."):
-            raise ImportError("no datasets")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_datasets)
-    with pytest.raises(UserError, match="needs the `datasets` package and a reachable hub"):
-        load_task(TASKS["xnli"], "hf:xnli")

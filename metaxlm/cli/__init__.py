@@ -34,7 +34,7 @@ def _fail(message: object, code: int = 2):
 def _usage(e):
     """click's usage error (several lines: usage, hint, message) as one line naming the command."""
     ctx = getattr(e, "ctx", None)
-    msg = one_line(e.format_message()).rstrip(".")
+    msg = one_line(e.format_message()).rstrip(".").replace("Value error, ", "")  # typer's Literal choices
     if ctx is None:
         _fail(msg, e.exit_code)
     path = ctx.command_path
@@ -99,6 +99,7 @@ eval_app = typer.Typer(help="Evaluate an encoder: zero-shot transfer (xnli, paws
 
 from metaxlm.cli import compare as _compare  # noqa: E402
 from metaxlm.cli import data as _data  # noqa: E402
+from metaxlm.cli import export as _export  # noqa: E402
 from metaxlm.cli import probe as _probe  # noqa: E402
 from metaxlm.cli import report as _report  # noqa: E402
 from metaxlm.cli import retrieval as _retrieval  # noqa: E402
@@ -113,7 +114,11 @@ app.add_typer(eval_app, name="eval")
 _probe.register(app)
 _compare.register(app)
 _report.register(app)
+_export.register(app)
 
 
 def main() -> None:
+    from metaxlm.cpuload import choose_wait_policy
+
+    choose_wait_policy()  # before torch loads: OpenMP reads its wait policy once (metaxlm.cpuload)
     app()

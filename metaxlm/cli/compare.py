@@ -7,21 +7,13 @@ from typing import List, Optional
 
 import typer
 
+from metaxlm.cli import vocab
 from metaxlm.devices import HELP as DEVICE_HELP
 from metaxlm.errors import UserError
 
 
-def _csv(value: Optional[str]) -> Optional[list[str]]:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _seeds(value: Optional[str]) -> Optional[list[int]]:
-    if not value:
-        return None
-    try:
-        return [int(s) for s in _csv(value)]
-    except ValueError:
-        raise UserError(f"--seeds {value!r}: give comma-separated integers, e.g. 0,1,2") from None
+def _csv(value) -> Optional[list[str]]:
+    return None if value is None else vocab.split_list(value)
 
 
 def _parse_set(items: list[str]) -> dict:
@@ -51,22 +43,25 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option("demo", help="smoke (minutes, tests), demo (≤ 20 min on 2 CPU cores), "
                                                 "gpu (one GPU, sized to the default data), gpu-check (the "
                                                 "GPU check's few minutes)."),
-        out: Optional[Path] = typer.Option(None, help="Comparison directory [default: runs/compare-<preset>]. "
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Comparison directory [default: runs/compare-<preset>]. "
                                                       "Rerunning the same command resumes it."),
         data: Optional[Path] = typer.Option(None, help="Benchmark directory [default: fetch and build the "
                                                        "default benchmark from the Debian archive]."),
         corpus: Optional[List[str]] = typer.Option(None, "--corpus", help="Pretraining corpus instead of the "
                                                    "benchmark's: a directory of <lang>.txt(.gz/.xz/.zst), or "
                                                    "LANG=PATH / LANG=hf:NAME[:CONFIG][:SPLIT][#COLUMN]; repeatable."),
-        languages: Optional[str] = typer.Option(None, help="Comma-separated target languages of the default "
-                                                           "benchmark, e.g. de,fr,ja."),
+        languages: Optional[List[str]] = typer.Option(None, "--languages", "-l", help="Target languages of the "
+                                                      "default benchmark. " + vocab.LANGUAGES_HELP),
         regimes: Optional[str] = typer.Option(None, help="Comma-separated regimes [default: "
                                                          "single,meta,en-only,none]."),
-        seeds: Optional[str] = typer.Option(None, help="Comma-separated pretraining seeds, e.g. 0,1,2."),
-        model: List[str] = typer.Option([], "--model", help="An extra encoder to analyse (HF directory or "
+        seeds: Optional[str] = typer.Option(None, help="Pretraining seeds. " + vocab.SEEDS_HELP),
+        model: List[str] = typer.Option([], "--model", "-m", help="An extra encoder to analyse (HF directory or "
                                                             "hub id); repeatable."),
         task: List[str] = typer.Option([], "--task", help="An extra transfer task with its data, "
                                                           "NAME=DIR (xnli, pawsx, ner, pos); repeatable."),
+        protocols: Optional[str] = typer.Option(None, help="Comma-separated transfer protocols for topic and every "
+                                                           "--task: finetune, probe (frozen encoder, linear "
+                                                           "classifier) [default: finetune,probe]."),
         curves: Optional[bool] = typer.Option(None, "--curves/--no-curves",
                                               help="Also analyse intermediate checkpoints (metric vs tokens)."),
         controls: Optional[bool] = typer.Option(None, "--controls/--no-controls",
@@ -76,7 +71,7 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, help="YAML file of settings (any CompareConfig key)."),
         set_: List[str] = typer.Option([], "--set", help="Override one setting, KEY=VALUE with dotted keys, "
                                                          "e.g. --set train.total_tokens=3000000; repeatable."),
-        force: List[str] = typer.Option([], "--force", help="Redo a step (e.g. train, topic, "
+        force: List[str] = typer.Option([], "--force", help="Redo a step (e.g. train, topic, topic-probe, "
                                                             "train:meta-s0) and what depends on it; repeatable."),
     ) -> None:
         """Fetch the default benchmark, pretrain every regime with the same budget, run the whole analysis
@@ -90,10 +85,11 @@ def register(app: typer.Typer) -> None:
         cli_values = {
             "data": str(data) if data else None,
             "corpus": parse_corpus_option(corpus),
-            "languages": _csv(languages),
+            "languages": vocab.languages(languages) or None,
             "regimes": _csv(regimes),
-            "seeds": _seeds(seeds),
+            "seeds": vocab.seeds(seeds),
             "models": list(model) or None,
+            "protocols": _csv(protocols),
             "curves": curves,
             "controls": controls,
             "device": device,

@@ -22,6 +22,9 @@ _UNSIGNED = typer.Option(False, "--allow-unsigned",
                          help="Go on when the release index's OpenPGP signature cannot be checked (no gpgv, "
                               "no keyring, or no signed InRelease); the SHA256 sums are then unauthenticated. "
                               "Default: refuse.")
+_SIZE = typer.Option("default", "--size", help="Which sources and caps: default (descriptions + two "
+                     "documentation packages) or large (+ LibreOffice help, man pages, English documentation; "
+                     "docs/benchmark.md).")
 _KEYRING = typer.Option(None, "--keyring", help="OpenPGP keyring for the release index "
                                                 "(default: /usr/share/keyrings/debian-archive-keyring.gpg).")
 
@@ -37,15 +40,18 @@ def fetch_cmd(languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror
               cache: Optional[Path] = _CACHE,
               refresh: bool = typer.Option(False, "--refresh", help="Download the release index again and "
                                            "re-verify every cached file."),
-              allow_unsigned: bool = _UNSIGNED, keyring: Optional[Path] = _KEYRING) -> None:
+              allow_unsigned: bool = _UNSIGNED, keyring: Optional[Path] = _KEYRING, size: str = _SIZE) -> None:
     """Download (or reuse) and verify the indices and documentation packages."""
     from metaxlm.config import build as build_config
     from metaxlm.data.fetch import FetchConfig, fetch, manifest_path
     from metaxlm.data.languages import parse_list
+    from metaxlm.data.sizes import get_size
     from metaxlm.rundir import read_json
 
-    options = {"languages": list(parse_list(languages)), "release": release, "mirror": mirror, "cache": cache,
-               "refresh": refresh, "allow_unsigned": allow_unsigned}
+    langs = parse_list(languages)
+    options = {"languages": list(langs), "release": release, "mirror": mirror, "cache": cache,
+               "refresh": refresh, "allow_unsigned": allow_unsigned,
+               "stream_packages": list(get_size(size).stream_packages(langs))}
     if keyring is not None:
         options["keyring"] = keyring
     root = fetch(build_config(FetchConfig, options, where="data fetch"))
@@ -60,13 +66,16 @@ def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark 
               seed: int = typer.Option(0, "--seed", help="Seed of every split decision."),
               languages: Optional[str] = _LANGS, release: str = _RELEASE, mirror: Optional[str] = _MIRROR,
               cache: Optional[Path] = _CACHE,
-              max_corpus_lines: int = typer.Option(_D.max_corpus_lines,
-                                                   help="Cap on corpus lines per language (0 = none)."),
-              max_parallel_test: int = typer.Option(_D.max_parallel_test,
-                                                    help="Cap on parallel test pairs per language (0 = none)."),
-              max_mining_pool: int = typer.Option(_D.max_mining_pool,
-                                                  help="Cap on each mining pool (0 = none)."),
-              allow_unsigned: bool = _UNSIGNED, keyring: Optional[Path] = _KEYRING) -> None:
+              max_corpus_lines: Optional[int] = typer.Option(
+                  None, help=f"Cap on corpus lines per language (0 = none; default: the size's, "
+                             f"{_D.max_corpus_lines} for default)."),
+              max_parallel_test: Optional[int] = typer.Option(
+                  None, help=f"Cap on parallel test pairs per language (0 = none; default: the size's, "
+                             f"{_D.max_parallel_test} for default)."),
+              max_mining_pool: Optional[int] = typer.Option(
+                  None, help=f"Cap on each mining pool (0 = none; default: the size's, {_D.max_mining_pool} "
+                             "for default)."),
+              allow_unsigned: bool = _UNSIGNED, keyring: Optional[Path] = _KEYRING, size: str = _SIZE) -> None:
     """Build the benchmark (fetching what is missing) and print its counts."""
     from metaxlm import paths
     from metaxlm.data.build import build_benchmark
@@ -75,10 +84,10 @@ def build_cmd(out: Optional[Path] = typer.Option(None, "--out", help="Benchmark 
     if cache is not None:
         paths.check_output(cache, "download cache", option="--cache")
 
+    caps = {k: v or None for k, v in (("max_corpus_lines", max_corpus_lines), ("max_parallel_test", max_parallel_test),
+                                      ("max_mining_pool", max_mining_pool)) if v is not None}
     path = build_benchmark(out=out, languages=languages, release=release, mirror=mirror, cache=cache, seed=seed,
-                           allow_unsigned=allow_unsigned, keyring=keyring,
-                           max_corpus_lines=max_corpus_lines or None,
-                           max_parallel_test=max_parallel_test or None, max_mining_pool=max_mining_pool or None)
+                           allow_unsigned=allow_unsigned, keyring=keyring, size=size, **caps)
     _print_info(path)
 
 
@@ -106,7 +115,22 @@ def _print_info(path: Path) -> None:
     for lang in info["languages"]:
         c = info["counts"].get(lang, {})
         table.add_row(lang, *(f"{c[k]:,}" if k in c else "" for k in COLUMNS))
-    Console(width=max(150, Console().width)).print(table)
+    console = Console(width=max(150, Console().width))
+    console.print(table)
+    from metaxlm.data.info import corpus_sources
+
+    rows = corpus_sources(path)
+    counted = any(r["tokens"] is not None for r in rows)
+    src = Table(title="corpus by source: " + ("tokens from the token cache (the tokenizer that prepared the file; "
+                                              "per source shared out by characters), words where none"
+                                              if counted else "words (no tokenizer has prepared these corpus files; "
+                                              "`metaxlm corpus prepare` adds tokens)"))
+    for c in ("lang", "source", "lines", "words", "chars", "tokens"):
+        src.add_column(c, justify="left" if c in ("lang", "source") else "right")
+    for r in rows:
+        src.add_row(r["lang"], r["source"], f"{r['lines']:,}", f"{r['words']:,}", f"{r['chars']:,}",
+                    f"{r['tokens']:,}" if r["tokens"] is not None else "-")
+    console.print(src)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
                                                 "goes beside it. An existing file at either path is "
                                                 "replaced only if it is a metaxlm report."),
         title: str = typer.Option("metaxlm comparison report", "--title", help="Report title."),
+        resamples: int = typer.Option(2000, "--resamples", help="Paired bootstrap resamples for transfer deltas "
+                                                                 "(over recorded per-item outcomes)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the paired bootstrap (same seed, same report)."),
     ) -> None:
         """Compare models from recorded results: headline verdicts, controls, per-language tables, plots,
         provenance. Never recomputes a metric."""
@@ -30,6 +33,6 @@ def register(app: typer.Typer) -> None:
         from metaxlm.paths import check_output
 
         out = check_output(out, "report file", file=True)
-        html_path, md_path = build_report(list(run_dirs), out, title=title)
+        html_path, md_path = build_report(list(run_dirs), out, title=title, resamples=resamples, seed=seed)
         typer.echo(f"report: {html_path}")
         typer.echo(f"markdown: {md_path}")

@@ -7,15 +7,10 @@ from typing import List, Optional
 
 import typer
 
+from metaxlm.cli import vocab
 from metaxlm.devices import HELP as DEVICE_HELP
 
-
-def _split_list(values: Optional[List[str]]) -> list[str]:
-    """``--lang de --lang fr`` and ``--lang de,fr`` both give ["de", "fr"]."""
-    out: list[str] = []
-    for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return out
+LANG_DEPRECATED = "Deprecated spelling of --languages (removed in 0.3)."
 
 
 def _build(cls, data: dict, where: str):
@@ -42,6 +37,7 @@ def _summary_line(path: Path, name: str) -> str:
 
 
 MODEL_HELP = "Encoder: a metaxlm run directory (RUN or RUN@PHASE), a checkpoint or HF model directory, or a hub id."
+PREFIX_HELP = "Text put before every sentence (e5-style encoders: 'query: ')."
 POOL_HELP = "Poolings to sweep (repeat or comma-separate): mean, cls. With --layer the first is the headline."
 
 
@@ -56,8 +52,10 @@ def register(app: typer.Typer) -> None:
         tgt: Optional[Path] = typer.Option(None, "--tgt", help="Line-aligned file of English sentences."),
         dev_src: Optional[Path] = typer.Option(None, "--dev-src", help="Dev pair (xx side) to choose the layer on."),
         dev_tgt: Optional[Path] = typer.Option(None, "--dev-tgt", help="Dev pair (English side)."),
-        lang: Optional[List[str]] = typer.Option(None, "--lang", help="Languages to evaluate (default: all); "
-                                                 "with --src/--tgt, the pair's language code."),
+        languages: Optional[List[str]] = typer.Option(None, "--languages", "-l", help="Languages to evaluate "
+                                                      "(default: all; comma-separate or repeat); with --src/--tgt, "
+                                                      "the pair's language code."),
+        lang: Optional[List[str]] = typer.Option(None, "--lang", hidden=True, help=LANG_DEPRECATED),
         pooling: Optional[List[str]] = typer.Option(None, "--pooling", help=POOL_HELP),
         layer: Optional[int] = typer.Option(None, "--layer", help="Fix the headline layer (0 = embeddings) "
                                             "instead of choosing it on dev (without dev data: round(2L/3))."),
@@ -67,8 +65,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size"),
         max_length: int = typer.Option(128, "--max-length", help="Tokens per sentence (longer is truncated)."),
         exclude_special: bool = typer.Option(False, "--exclude-special", help="Mean pooling leaves out <s>, </s>."),
+        prefix: str = typer.Option("", "--prefix", help=PREFIX_HELP),
         device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-        out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/tatoeba-<model>-<time>)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/tatoeba-<model>-<time>)."),
     ) -> None:
         """Tatoeba-style retrieval: top-1 accuracy (cosine and margin, both directions), xSIM error,
         duplicate-aware accuracy; every layer and pooling swept, headline layer chosen on dev."""
@@ -76,9 +75,9 @@ def register(app: typer.Typer) -> None:
 
         config = _build(TatoebaConfig, {
             "model": model, "data": data, "src": src, "tgt": tgt, "dev_src": dev_src, "dev_tgt": dev_tgt,
-            "languages": _split_list(lang), "poolings": _split_list(pooling) or None, "layer": layer,
+            "languages": vocab.languages(languages, lang), "poolings": vocab.split_list(pooling) or None, "layer": layer,
             "margin_k": margin_k, "max_pairs": max_pairs, "batch_size": batch_size, "max_length": max_length,
-            "exclude_special": exclude_special, "device": device,
+            "exclude_special": exclude_special, "device": device, "prefix": prefix,
         }, "eval tatoeba")
         path = run_tatoeba(config, out)
         typer.echo(_summary_line(path, "tatoeba"))
@@ -89,16 +88,18 @@ def register(app: typer.Typer) -> None:
         data: Optional[Path] = typer.Option(None, "--data", help="A benchmark directory (its mining/ sets) or a "
                                             "directory of BUCC 2018 files <xx>-en.<split>.{<xx>,en,gold} "
                                             "(also in <xx>-en/ subdirectories). Default: the default benchmark."),
-        lang: Optional[List[str]] = typer.Option(None, "--lang", help="Languages (default: all found)."),
+        languages: Optional[List[str]] = typer.Option(None, "--languages", "-l", help="Languages (default: all "
+                                                      "found; comma-separate or repeat)."),
+        lang: Optional[List[str]] = typer.Option(None, "--lang", hidden=True, help=LANG_DEPRECATED),
         dev_split: str = typer.Option("dev", "--dev-split", help="Split whose gold tunes the threshold "
                                       "(BUCC 2018: 'sample' or 'training')."),
         test_split: str = typer.Option("test", "--test-split", help="Split that is scored."),
         pooling: Optional[List[str]] = typer.Option(None, "--pooling", help=POOL_HELP),
         layer: Optional[int] = typer.Option(None, "--layer", help="Fix the layer (0 = embeddings) instead of "
                                             "choosing it on dev."),
-        margin: str = typer.Option("ratio", "--margin", help="ratio, distance or absolute."),
+        margin: vocab.Margin = typer.Option("ratio", "--margin", help="Margin function."),
         k: int = typer.Option(4, "--k", help="Nearest neighbours both ways for the margin."),
-        retrieval: str = typer.Option("max", "--retrieval", help="fwd, bwd, intersect or max."),
+        retrieval: vocab.Retrieval = typer.Option("max", "--retrieval", help="Candidate directions."),
         dedup: bool = typer.Option(True, "--dedup/--no-dedup", help="Mine over distinct sentences, then map "
                                    "back to every id holding them."),
         sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="With --layer: still record dev F1 at every "
@@ -106,18 +107,19 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size"),
         max_length: int = typer.Option(128, "--max-length"),
         exclude_special: bool = typer.Option(False, "--exclude-special"),
+        prefix: str = typer.Option("", "--prefix", help=PREFIX_HELP),
         device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-        out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/bucc-<model>-<time>)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/bucc-<model>-<time>)."),
     ) -> None:
         """BUCC-style mining: margin scoring, threshold tuned on dev gold and applied to test
         (P/R/F1), threshold-free average precision, and the oracle (test-tuned) F1, labelled."""
         from metaxlm.eval.bucc import BuccConfig, run_bucc
 
         config = _build(BuccConfig, {
-            "model": model, "data": data, "languages": _split_list(lang), "dev_split": dev_split,
-            "test_split": test_split, "poolings": _split_list(pooling) or None, "layer": layer,
+            "model": model, "data": data, "languages": vocab.languages(languages, lang), "dev_split": dev_split,
+            "test_split": test_split, "poolings": vocab.split_list(pooling) or None, "layer": layer,
             "margin": margin, "k": k, "retrieval": retrieval, "dedup": dedup, "sweep": sweep, "batch_size": batch_size,
-            "max_length": max_length, "exclude_special": exclude_special, "device": device,
+            "max_length": max_length, "exclude_special": exclude_special, "device": device, "prefix": prefix,
         }, "eval bucc")
         path = run_bucc(config, out)
         typer.echo(_summary_line(path, "bucc"))

@@ -41,6 +41,7 @@ from metaxlm.data.descriptions import LABELS, MIN_TOPIC_WORDS, Item, components,
 from metaxlm.data.docs import doc_pairs
 from metaxlm.data.fetch import FetchConfig, fetch, load_manifest
 from metaxlm.data.info import check_benchmark
+from metaxlm.data.sizes import get_size
 from metaxlm.errors import UserError
 from metaxlm.rundir import atomic_write_json
 
@@ -69,9 +70,13 @@ class BuildConfig:
     max_parallel_dev: Optional[int] = 1_000       # per language
     max_parallel_test: Optional[int] = 5_000      # per language
     max_mining_pool: Optional[int] = 5_000        # per side, language and split
+    size: str = "default"  # which sources (metaxlm.data.sizes.SIZES); caps come from the size unless given
 
     def __post_init__(self):
+        from metaxlm.data.sizes import get_size
+
         object.__setattr__(self, "languages", L.parse_list(self.languages))
+        get_size(self.size)
         shares = (self.topic_test, self.topic_dev, self.mining)
         if any(not 0 <= s < 1 for s in shares) or sum(shares) >= 1:
             raise ValueError("topic_test, topic_dev and mining must be fractions that sum to less than 1")
@@ -236,6 +241,25 @@ def parallel_sets(doc_roots: tuple[Path | None, Path | None], cfg: BuildConfig):
     return out, _shuffled(nway, cfg.seed, "nway")
 
 
+def merge_parallel(par: dict, more: dict, cfg: BuildConfig) -> dict:
+    """``par`` plus the pairs of ``more`` (same shape) whose sentences are new, shuffled and capped again;
+    a sentence in both dev and test stays in test."""
+    out = {}
+    for lang in cfg.languages:
+        taken: set[str] = set()
+        merged = {}
+        for s in ("test", "dev"):
+            rows = []
+            for e, x in par[lang][s] + more[lang][s]:
+                if e not in taken and x not in taken:
+                    taken.update((e, x))
+                    rows.append((e, x))
+            cap = cfg.max_parallel_test if s == "test" else cfg.max_parallel_dev
+            merged[s] = _cap(_shuffled(rows, cfg.seed, f"par-{s}-merged/{lang}"), cap)
+        out[lang] = merged
+    return out
+
+
 # ------------------------------------------------------------------------------------------ corpora
 
 def corpora(items: dict[str, Item], split: dict[str, str], cfg: BuildConfig, held_out: set[str]):
@@ -287,15 +311,33 @@ def _write_tsv(path: Path, header: tuple[str, ...], rows) -> int:
 
 def build_key(cfg: BuildConfig, manifest: dict) -> str:
     """Same options + same input files (by SHA256) + same derivation code -> same key."""
-    inputs = {role: f["sha256"] for role, f in sorted(manifest["files"].items())
-              if role in ("packages", "translation-en") or role.startswith("deb-")
-              or role[len("translation-"):] in cfg.languages}
+    inputs = {role: f["sha256"] for role, f in sorted(manifest["files"].items()) if _uses(cfg, role)}
     code = hashlib.sha256()
     for f in sorted(Path(__file__).parent.glob("*.py")):  # the derivation code itself
         code.update(f.name.encode() + b"\0" + f.read_bytes())
     blob = json.dumps({"format": FORMAT, "config": to_dict(cfg), "inputs": inputs, "code": code.hexdigest(),
                        "signature_verified": manifest.get("signature_verified") is True}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _uses(cfg: BuildConfig, role: str) -> bool:
+    """Whether the build of ``cfg`` reads the manifest file of ``role``."""
+    from metaxlm.data.fetch import DOC_PACKAGES
+    from metaxlm.data.sizes import get_size
+
+    if role in ("packages", "translation-en") or role[len("translation-"):] in cfg.languages:
+        return True
+    debs = tuple(DOC_PACKAGES) + get_size(cfg.size).stream_packages(cfg.languages)
+    return role.startswith("deb-") and role[4:] in debs
+
+
+def _config_dict(cfg: BuildConfig) -> dict:
+    """The config as recorded in stats.json (``size`` only when not the default, so the default build's
+    files stay those of earlier versions)."""
+    d = to_dict(cfg)
+    if d.get("size") == "default":
+        d.pop("size")
+    return d
 
 
 def is_complete(out: Path, key: str) -> bool:
@@ -394,6 +436,11 @@ def build(cfg: BuildConfig, archive_root: Path, out: Path) -> Path:
     if missing:
         raise UserError(f"language {missing[0]!r} was not fetched: run `metaxlm data fetch --languages "
                         f"{','.join(cfg.languages)}`")
+    from metaxlm.data.sizes import get_size
+    absent = [p for p in get_size(cfg.size).stream_packages(cfg.languages) if f"deb-{p}" not in manifest["files"]]
+    if absent:
+        raise UserError(f"package {absent[0]} was not fetched: run `metaxlm data fetch --size {cfg.size} "
+                        f"--languages {','.join(cfg.languages)}`")
     key = build_key(cfg, manifest)
     if out.is_symlink():
         out = out.resolve()  # build beside the directory the link points to; the link stays
@@ -455,6 +502,18 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
                           if f"deb-{d}" in manifest["files"] else None
                           for d in ("gnome-user-docs", "debian-handbook"))
         par, nway = parallel_sets(doc_roots, cfg)
+        size = get_size(cfg.size)
+        extra: dict = {}
+        if size.name != "default":
+            from metaxlm.data.large import Sources, libreoffice_sets, parse_jobs
+            src = Sources(root, manifest)
+            src.parse_missing(parse_jobs(size, cfg.languages))
+        if size.libreoffice:
+            lo_pairs, lo_spool, skipped = libreoffice_sets(src, size, cfg, unit)
+            par = merge_parallel(par, lo_pairs, cfg)
+            extra["libreoffice"] = {"pages_missing_in_translation": skipped,
+                                    "aligned_pairs": {lang: {s: len(v) for s, v in lo_pairs[lang].items()}
+                                                      for lang in cfg.languages}}
         for lang in cfg.languages:
             for s in ("dev", "test"):
                 files[f"parallel/{lang}.{s}.tsv"] = _write_tsv(out / f"parallel/{lang}.{s}.tsv", ("en", lang),
@@ -489,10 +548,23 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
                 for d in descs:
                     held.update(norm(p) for p in (d.short,) + d.paragraphs)
                     held.add(norm(d.text()))
+        for row in nway:
+            held.update(norm(c) for c in row)
         held.discard("")
         corp = corpora(items, split, cfg, held)
         for lang, lines in corp.items():
             files[f"corpus/{lang}.txt"] = _write_lines(out / f"corpus/{lang}.txt", [_text(x) for x in lines])
+        if size.name != "default":
+            from metaxlm.data.large import write_large_corpora
+            lines, per_source = write_large_corpora(src, size, cfg, out, held,
+                                                    lo_spool if size.libreoffice else {},
+                                                    {lang: [_text(x) for x in v] for lang, v in corp.items()})
+            for lang, n in lines.items():
+                files[f"corpus/{lang}.txt"] = n
+            extra["corpus_sources"] = {lang: {"descriptions": {"lines": len(corp[lang]),
+                                                               "words": sum(len(x.split()) for x in corp[lang]),
+                                                               "chars": sum(len(_text(x)) for x in corp[lang])},
+                                              **per_source[lang]} for lang in corp}
         t.advance(1, step="corpora")
 
     counts = {"en": {"corpus": files["corpus/en.txt"], "topic-train": files["topic/train.tsv"],
@@ -507,6 +579,7 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
     label_counts = {s: {lab: sum(1 for r in topic[s] if r[1] == lab) for lab in LABELS}
                     for s in ("train", "dev", "test")}
     return {
+        **({"size": cfg.size, **extra} if cfg.size != "default" else {}),
         "format": FORMAT,
         "name": f"debian-{cfg.release}",
         "languages": ["en", *cfg.languages],
@@ -518,11 +591,9 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
             "signature_verified": manifest.get("signature_verified") is True,
             "allow_unsigned": bool(manifest.get("allow_unsigned", False)),
             "files": {role: {k: v for k, v in f.items() if k != "extracted"}
-                      for role, f in sorted(manifest["files"].items())
-                      if role in ("packages", "translation-en") or role.startswith("deb-")
-                      or role[len("translation-"):] in cfg.languages},
+                      for role, f in sorted(manifest["files"].items()) if _uses(cfg, role)},
         },
-        "config": to_dict(cfg),
+        "config": _config_dict(cfg),
         "labels": LABELS,
         "topic_label_counts": label_counts,
         "counts": counts,
@@ -534,20 +605,24 @@ def _build_into(cfg: BuildConfig, root: Path, manifest: dict, out: Path) -> dict
 
 def build_benchmark(out: str | Path | None = None, languages=None, release: str = "bookworm",
                     mirror: str | None = None, cache: str | Path | None = None, seed: int = 0,
-                    allow_unsigned: bool = False, keyring: str | Path | None = None, **caps) -> Path:
+                    allow_unsigned: bool = False, keyring: str | Path | None = None, size: str = "default",
+                    **caps) -> Path:
     """Fetch what is missing, build into ``out`` (default: the default benchmark dir), return it.
 
-    ``caps`` are :class:`BuildConfig` fields (e.g. ``max_corpus_lines=20000``). Returns at once when
+    ``size`` names the sources and caps (:data:`metaxlm.data.sizes.SIZES`); ``caps`` are
+    :class:`BuildConfig` fields (e.g. ``max_corpus_lines=20000``) overriding the size's. Returns at once when
     the same build (same options and inputs) is already complete there. ``allow_unsigned`` and
     ``keyring`` are :class:`~metaxlm.data.fetch.FetchConfig` fields (the release index's signature).
     """
     from metaxlm.config import build as build_config
 
+    sz = get_size(size)
     cfg = build_config(BuildConfig, {"languages": list(L.parse_list(languages)), "release": release,
-                                     "seed": seed, **caps}, where="build_benchmark")
+                                     "seed": seed, **sz.caps, **caps, "size": size}, where="build_benchmark")
     signing = {"allow_unsigned": bool(allow_unsigned)}
     if keyring is not None:
         signing["keyring"] = Path(keyring).expanduser()
     root = fetch(FetchConfig(languages=cfg.languages, release=release, mirror=mirror,
-                             cache=Path(cache) if cache else None, **signing))
+                             cache=Path(cache) if cache else None,
+                             stream_packages=sz.stream_packages(cfg.languages), **signing))
     return build(cfg, root, Path(out).expanduser() if out else paths.default_benchmark_dir())

@@ -93,4 +93,97 @@ Topic labels per split:
 |---|---|---|---|
 {label_rows}
 """
+    if stats.get("size", "default") != "default":
+        text += size_section(stats, cfg)
     atomic_write_text(path, text)
+
+
+LICENCES = {
+    "libreoffice-help": "MPL-2.0 (LibreOffice help)",
+    "manpages": "man-pages project licences (mostly verbatim-copying and GPL-2+); translations "
+                "(manpages-l10n) GPL-3+",
+    "perl-doc": "GPL-1+ or Artistic", "python3.11-doc": "PSF-2.0", "rust-doc": "MIT or Apache-2.0",
+    "openjdk-17-doc": "GPL-2 with Classpath exception", "linux-doc-6.1": "GPL-2",
+    "sqlite3-doc": "public domain", "postgresql-doc-15": "PostgreSQL licence", "python-django-doc": "BSD-3-clause",
+    "git-doc": "GPL-2",
+    "qtbase5-doc-html": "GFDL-1.3 (no invariant sections)", "qtdeclarative5-doc-html": "GFDL-1.3 (no invariant sections)",
+    "qt5-doc-html": "GFDL-1.3 (no invariant sections)", "racket-doc": "MIT or Apache-2.0", "erlang-doc": "Apache-2.0",
+    "rust-web-doc": "MIT or Apache-2.0", "derby-doc": "Apache-2.0", "ghc-doc": "BSD-3-clause",
+    "dpdk-doc": "BSD-3-clause", "python-sqlalchemy-doc": "MIT", "db5.3-doc": "Sleepycat",
+    "fp-docs-3.2.2": "GPL-2+ / LGPL-2.1+", "cppreference-doc-en-html": "CC-BY-SA-3.0 or GFDL-1.2",
+    "llvm-15-doc": "Apache-2.0 with LLVM exception", "libboost1.74-doc": "BSL-1.0", "ffmpeg-doc": "LGPL-2.1+",
+    "python-sklearn-doc": "BSD-3-clause", "twisted-doc": "MIT",
+    "python-sympy-doc": "BSD-3-clause", "python-astropy-doc": "BSD-3-clause", "cmake-doc": "BSD-3-clause",
+    "python-statsmodels-doc": "BSD-3-clause", "octave-doc": "GPL-3+", "libgtk-4-doc": "LGPL-2.1+",
+    "nodejs-doc": "MIT", "maxima-doc": "GPL-2", "python-dask-doc": "BSD-3-clause",
+}
+
+
+def _licence(pkg: str) -> str:
+    for k, v in LICENCES.items():
+        if pkg == k or (k in ("libreoffice-help", "manpages") and pkg.startswith(k)):
+            return v
+    return "see /usr/share/doc/<package>/copyright"
+
+
+def size_section(stats: dict, cfg) -> str:
+    """The data card's part on what a non-default size adds: sources, alignment, corpora per source."""
+    from metaxlm.data.sizes import get_size
+    from metaxlm.eval.overlap import DEFINITION
+
+    size = get_size(stats["size"])
+    pkgs = sorted({role[4:] for role in stats["sources"]["files"] if role.startswith("deb-")})
+    src_rows = "\n".join(f"| `{p}` | {_licence(p)} |" for p in pkgs)
+    lo = stats.get("libreoffice", {})
+    lo_rows = "\n".join(f"| {lang} | {v.get('dev', 0):,} | {v.get('test', 0):,} | "
+                         f"{lo.get('pages_missing_in_translation', {}).get(lang, 0)} |"
+                         for lang, v in lo.get("aligned_pairs", {}).items())
+    corp = stats.get("corpus_sources", {})
+    corp_rows = "\n".join(f"| {lang} | {name} | {c['lines']:,} | {c['words']:,} | {c['chars']:,} |"
+                           for lang, by in corp.items() for name, c in by.items())
+    totals = "\n".join(f"| {lang} | {sum(c['words'] for c in by.values()):,} | "
+                        f"{sum(c['chars'] for c in by.values()):,} |" for lang, by in corp.items())
+    measured = "\n".join(f"- {line}" for line in size.measured) or "- (not measured)"
+    return f"""
+## Size `{size.name}`: added sources
+
+| package | licence |
+|---|---|
+{src_rows}
+
+- **LibreOffice help** (`libreoffice-help-<loc>`): every page of every language carries the .xhp ids of
+  its paragraphs; pairs are aligned by page and id, untranslated paragraphs (empty or identical to
+  English) are dropped, then the filters of the other parallel pairs apply. Pages are split by a seeded
+  hash: parallel dev {size.lo_dev}, parallel test {size.lo_test} of pages, the rest is the training
+  pool, whose translated paragraphs feed the target-language corpora (never `corpus/en.txt`). The
+  parallel files hold these pairs next to the handbook/GNOME-help ones (shuffled, capped).
+- **Man pages**: translations (`manpages-<loc>`, `manpages-<loc>-dev`) feed the target corpora; an
+  English man page (`manpages`, `manpages-dev`, `perl-doc`) feeds `corpus/en.txt` only when no fetched
+  translation of that page exists.
+- **English documentation** (HTML, English only): block text without code (`pre`, `code`).
+- Corpus lines: at least {12} characters, half of them letters, 4 words (not for Japanese), de-duplicated;
+  every held-out sentence removed. Descriptions are not capped.
+
+Aligned LibreOffice pairs per language (before the caps and the merge with the other pairs):
+
+| lang | dev | test | pages missing in the translation |
+|---|---|---|---|
+{lo_rows}
+
+Corpus lines per source:
+
+| lang | source | lines | words | characters |
+|---|---|---|---|---|
+{corp_rows}
+
+Totals:
+
+| lang | words | characters |
+|---|---|---|
+{totals}
+
+Surface overlap of parallel pairs (computed at evaluation time): {DEFINITION}.
+
+Measured (how: docs/benchmark.md):
+{measured}
+"""

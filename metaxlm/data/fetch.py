@@ -2,7 +2,8 @@
 
 Fetched for one release (``main``): ``InRelease`` (or ``Release``), ``Translation-en`` and one
 ``Translation-<lang>`` per target language, ``binary-amd64/Packages``, and the two documentation
-packages ``debian-handbook`` and ``gnome-user-docs`` (extracted). The result is described by
+packages ``debian-handbook`` and ``gnome-user-docs`` (extracted); with ``--size large`` also the
+packages of :mod:`metaxlm.data.sizes` (verified, read as streams by the build). The result is described by
 ``<cache>/manifest-<release>.json``, which the build reads.
 
 Trust: the SHA256 sums come from ``InRelease``, whose OpenPGP signature ``gpgv`` checks against the
@@ -48,6 +49,8 @@ class FetchConfig:
     apt_root: Path = Path("/etc/apt")
     arch: str = "amd64"
     doc_packages: tuple[str, ...] = tuple(DOC_PACKAGES)
+    # packages read as streams by the build (--size large): downloaded and verified, not extracted
+    stream_packages: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "languages", L.parse_list(self.languages))
@@ -143,12 +146,14 @@ def fetch(cfg: FetchConfig) -> Path:
 
     # 3. documentation packages from the pool, found through Packages
     debs = {}
+    wanted_debs = set(cfg.doc_packages) | set(cfg.stream_packages)
     for p in parse_packages(open_index(root / files["packages"]["path"]), files["packages"]["path"]):
-        if p.package in cfg.doc_packages and p.package not in debs:
+        if p.package in wanted_debs and p.package not in debs:
             debs[p.package] = p
-    missing = [d for d in cfg.doc_packages if d not in debs]
+    missing = [d for d in (*cfg.doc_packages, *cfg.stream_packages) if d not in debs]
     if missing:
-        raise UserError(f"release {cfg.release} has no package {missing[0]!r} in main/binary-{cfg.arch}/Packages")
+        raise UserError(f"release {cfg.release} has no package {missing[0]!r} in main/binary-{cfg.arch}/Packages"
+                        f"{'' if missing[0] in cfg.doc_packages else ' (needed by --size large for its language)'}")
     with progress.task("fetch documentation packages", total=sum(d.size for d in debs.values())) as t:
         for name in cfg.doc_packages:
             p = debs[name]
@@ -160,6 +165,14 @@ def fetch(cfg: FetchConfig) -> Path:
                         deb_sha256=p.sha256)
             files[f"deb-{name}"] = {"path": p.filename, "sha256": p.sha256, "size": p.size,
                                     "extracted": str(target.relative_to(root))}
+    streamed = [d for d in cfg.stream_packages if d not in cfg.doc_packages]
+    with progress.task("fetch corpus packages", total=sum(debs[d].size for d in streamed)) as t:
+        for name in streamed:
+            p = debs[name]
+            if not p.filename.startswith("pool/") or ".." in p.filename or len(p.sha256) != 64:
+                raise UserError(f"Packages entry for {name} has a bad Filename or SHA256")
+            download(url(p.filename), root / p.filename, p.sha256, p.size, progress=t.advance, memo=memo)
+            files[f"deb-{name}"] = {"path": p.filename, "sha256": p.sha256, "size": p.size}
 
     manifest = {
         "release": cfg.release, "mirror": mirror, "codename": fields.get("Codename"),
@@ -170,7 +183,8 @@ def fetch(cfg: FetchConfig) -> Path:
     # Merge with languages fetched before so a later fetch for fewer languages keeps the others.
     if old.get("release") == cfg.release and old.get("files", {}).get("packages") == files["packages"]:
         for role, entry in old.get("files", {}).items():
-            if role.startswith("translation-") and role not in files and (root / entry["path"]).exists():
+            if (role.startswith(("translation-", "deb-")) and role not in files
+                    and (root / entry["path"]).exists()):
                 files[role] = entry
         manifest["languages"] = sorted({*old.get("languages", []), *cfg.languages})
     atomic_write_json(cached, manifest)
@@ -205,7 +219,7 @@ def _complete(root: Path, manifest: dict, cfg: FetchConfig, memo: HashMemo) -> b
         return False
     files = manifest.get("files", {})
     roles = ["packages", "translation-en", *(f"translation-{lang}" for lang in cfg.languages),
-             *(f"deb-{d}" for d in cfg.doc_packages)]
+             *(f"deb-{d}" for d in (*cfg.doc_packages, *cfg.stream_packages))]
     for role in roles:
         f = files.get(role)
         p = root / f["path"] if f else None

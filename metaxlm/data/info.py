@@ -68,17 +68,16 @@ def check_benchmark(bench: str | Path) -> dict:
         if _count(p) != n:
             raise UserError(f"{bench}: {rel} holds {_count(p)} items but stats.json says {n}")
     for rel in need[1:]:
-        p = bench / rel
-        lines = p.read_text(encoding="utf-8").split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        if any(not ln.strip() for ln in lines):
-            raise UserError(f"{bench}: {rel} has an empty line")
-        if p.suffix == ".tsv" and lines:
-            width = len(lines[0].split("\t"))
-            bad = next((i for i, ln in enumerate(lines) if len(ln.split("\t")) != width), None)
-            if bad is not None:
-                raise UserError(f"{bench}: {rel} line {bad + 1} has not {width} columns")
+        width = None
+        with open(bench / rel, encoding="utf-8", newline="\n") as f:  # streamed: corpora can be large
+            for i, ln in enumerate(f):
+                ln = ln.removesuffix("\n")
+                if not ln.strip():
+                    raise UserError(f"{bench}: {rel} has an empty line")
+                if rel.endswith(".tsv"):
+                    width = len(ln.split("\t")) if width is None else width
+                    if len(ln.split("\t")) != width:
+                        raise UserError(f"{bench}: {rel} line {i + 1} has not {width} columns")
     labels = json.loads((bench / "topic/labels.json").read_text(encoding="utf-8"))
     for rel in ("topic/train.tsv", "topic/dev.tsv", "topic/test-en.tsv"):
         unknown = set(_column(bench / rel, 1, True)) - set(labels)
@@ -97,10 +96,7 @@ def check_benchmark(bench: str | Path) -> dict:
                 a, b = ln.split("\t")
                 if a not in xx_ids or b not in e_ids:
                     raise UserError(f"{bench}: mining/{lang}-en.{s}.gold pair {a} {b} is not in the pools")
-    # leak check: no held-out sentence in any corpus line
-    corpus: set[str] = set()
-    for lang in langs:
-        corpus.update((bench / f"corpus/{lang}.txt").read_text(encoding="utf-8").splitlines())
+    # leak check: no held-out sentence in any corpus line (corpora streamed against the held-out set)
     held: list[tuple[str, str]] = []
     for p in sorted((bench / "parallel").glob("*.tsv")):
         for ln in p.read_text(encoding="utf-8").splitlines()[1:]:
@@ -110,7 +106,76 @@ def check_benchmark(bench: str | Path) -> dict:
     for p in sorted((bench / "mining").iterdir()):
         if p.suffix != ".gold":
             held += [(p.name, t) for t in _column(p, 1, False)]
+    where_of = {}
     for where, text in held:
-        if text in corpus:
-            raise UserError(f"{bench}: a sentence of {where} appears in corpus/: {text[:60]!r}")
+        where_of.setdefault(text, where)
+    for lang in langs:
+        with open(bench / f"corpus/{lang}.txt", encoding="utf-8", newline="\n") as f:
+            for ln in f:
+                text = ln.removesuffix("\n")
+                if text in where_of:
+                    raise UserError(f"{bench}: a sentence of {where_of[text]} appears in corpus/: {text[:60]!r}")
     return stats
+
+
+def _file_counts(path: Path) -> dict[str, int]:
+    lines = words = chars = 0
+    with open(path, encoding="utf-8") as f:
+        for ln in f:
+            ln = ln.rstrip("\n")
+            lines += 1
+            words += len(ln.split())
+            chars += len(ln)
+    return {"lines": lines, "words": words, "chars": chars}
+
+
+def cached_token_counts(path: Path, cache: Path | None = None) -> dict | None:
+    """Tokens of ``path`` from the token cache (``$METAXLM_CACHE/tokens``) when some tokenizer prepared
+    exactly this content (by SHA256); the most recent such entry. None when there is none."""
+    from metaxlm.data.archive import sha256_file
+
+    root = Path(cache) if cache else paths.cache_dir() / "tokens"
+    if not root.is_dir():
+        return None
+    digest, best = None, None
+    for idx in root.glob("*/index.json"):
+        try:
+            e = json.loads(idx.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if digest is None:
+            digest = sha256_file(path)
+        if e.get("source_sha256") == digest and (best is None or e.get("created", "") > best.get("created", "")):
+            best = e
+    if best is None:
+        return None
+    return {"tokens": int(best["train_tokens"]) + int(best.get("val_tokens", 0)),
+            "tokenizer_sha256": best.get("tokenizer_sha256"), "vocab_size": best.get("vocab_size")}
+
+
+def corpus_sources(bench: str | Path | None = None, token_cache: Path | None = None) -> list[dict]:
+    """Rows ``{lang, source, lines, words, chars, tokens, tokens_from}`` per corpus language and source.
+
+    ``tokens`` come from the token cache when a tokenizer has prepared the language's corpus file
+    (``tokens_from`` names the tokenizer; per source they are the language's tokens shared out by
+    characters, ``"… (by chars)"``); else ``tokens`` is None and the words column is the measure."""
+    bench = Path(bench).expanduser() if bench else paths.default_benchmark_dir()
+    stats = _stats(bench)
+    per = stats.get("corpus_sources")
+    rows = []
+    for lang in stats.get("languages", []):
+        path = bench / f"corpus/{lang}.txt"
+        sources = per.get(lang) if per else None
+        if sources is None:
+            sources = {"descriptions": _file_counts(path)} if path.is_file() else {}
+        tok = cached_token_counts(path, token_cache) if path.is_file() else None
+        chars = sum(c["chars"] for c in sources.values()) or 1
+        for name, c in sources.items():
+            row = {"lang": lang, "source": name, "lines": c["lines"], "words": c["words"], "chars": c["chars"],
+                   "tokens": None, "tokens_from": None}
+            if tok is not None:
+                row["tokens"] = int(round(tok["tokens"] * c["chars"] / chars))
+                row["tokens_from"] = (f"token cache, tokenizer {str(tok['tokenizer_sha256'])[:12]} "
+                                      f"({tok['vocab_size']} pieces)" + (" (by chars)" if len(sources) > 1 else ""))
+            rows.append(row)
+    return rows

@@ -10,7 +10,9 @@ Formats:
 - any pair of line-aligned files (``--src`` xx, ``--tgt`` English);
 - BUCC 2018: ``<xx>-en.<split>.<xx>`` and ``<xx>-en.<split>.en`` (``id <tab> sentence``) and
   ``<xx>-en.<split>.gold`` (``xx-id <tab> en-id``), directly in a directory, in ``<xx>-en/``
-  subdirectories (the official layout) or in a benchmark's ``mining/``.
+  subdirectories (the official layout) or in a benchmark's ``mining/``;
+- ``hf:NAME[:CONFIG]``: Hugging Face datasets (:func:`load_tatoeba_hf`, :func:`load_bucc_hf`; default
+  ``google/xtreme``'s ``tatoeba.<iso3>`` and ``bucc18.<xx>`` configs, or a directory of save_to_disk configs).
 """
 
 from __future__ import annotations
@@ -243,3 +245,85 @@ def load_bucc(d: Path, languages: Sequence[str] | None = None, *, dev_split: str
         if dev_split in splits:
             out[lang]["dev"] = load_bucc_split(splits[dev_split], lang, dev_split)
     return out
+
+
+# -- Hugging Face datasets (metaxlm.eval.hub) -------------------------------------------------------------
+def load_tatoeba_hf(text: str, languages: Sequence[str] | None = None) -> dict[str, dict[str, ParallelSet]]:
+    """``hf:NAME[:CONFIG]`` (default ``google/xtreme``, configs ``tatoeba.<iso3>``: ``source_sentence`` is the
+    xx side, ``target_sentence`` English) → ``{lang: {"test": ParallelSet}}``. The one split (xtreme calls it
+    ``validation``) is LASER's test set, so there is no dev split, as with the LASER files."""
+    from metaxlm.eval import hub
+
+    src = hub.parse(text, "tatoeba")
+    out = {}
+    for lang in hub.languages(src, languages or ()):
+        cfg = hub.config_for(src, lang)
+        ds = hub.load_split(src, cfg, "test")
+        where = f"hf:{src.name}:{cfg}"
+        cols = hub.columns(ds, where, {"xx": ("source_sentence",), "en": ("target_sentence",),
+                                       "xx_lang": ("source_lang",)}, optional=("xx_lang",))
+        rows = ds.select_columns(list(cols.values())).to_dict()
+        xx, en = rows[cols["xx"]], rows[cols["en"]]
+        if "xx_lang" in cols and rows[cols["xx_lang"]] and rows[cols["xx_lang"]][0] == "eng":
+            xx, en = en, xx  # English given as the source side
+        strip = [[s.rstrip("\r\n") if isinstance(s, str) else s for s in side] for side in (xx, en)]
+        if not strip[0] or any(not isinstance(s, str) for side in strip for s in side):
+            raise UserError(f"{where}: expected non-empty text in source_sentence and target_sentence")
+        out[lang] = {"test": ParallelSet(lang, "test", strip[0], strip[1], hub.arrow_files(ds))}
+    return out
+
+
+BUCC_HF_SPLITS = {"dev": "validation", "sample": "validation", "validation": "validation", "test": "test",
+                  "training": "test"}  # BUCC 2018's sample gold is xtreme's validation, its training gold test
+
+
+def load_bucc_hf(text: str, languages: Sequence[str] | None = None, *, dev_split: str = "dev",
+                 test_split: str = "test") -> dict[str, dict[str, MiningSet]]:
+    """``hf:NAME[:CONFIG]`` (default ``google/xtreme``, configs ``bucc18.<xx>``) → ``{lang: {"dev", "test"}}``.
+
+    The hub's bucc18 configs hold only the gold pairs (``source_sentence`` xx, ``target_sentence`` English;
+    ``source_lang``/``target_lang`` carry the sentence ids), so each pool is the gold sentences without
+    BUCC's non-parallel distractors: F1 is far easier than on the official files and not comparable."""
+    from metaxlm.eval import hub
+
+    src = hub.parse(text, "bucc")
+    out: dict[str, dict[str, MiningSet]] = {}
+    for lang in hub.languages(src, languages or ()):
+        cfg = hub.config_for(src, lang)
+        out[lang] = {}
+        for key, split in (("test", test_split), ("dev", dev_split)):
+            name = BUCC_HF_SPLITS.get(split, split)
+            ds = hub.load_split(src, cfg, name, required=key == "test")
+            if ds is not None:
+                out[lang][key] = _mining_from_pairs(ds, f"hf:{src.name}:{cfg}:{name}", lang, split)
+    hub.note(f"{text}: BUCC from a hub dataset mines among the gold pairs only (no distractor sentences); "
+             "its F1 is not comparable to BUCC 2018's official pools")
+    return out
+
+
+def _mining_from_pairs(ds, where: str, lang: str, split: str) -> MiningSet:
+    from metaxlm.eval import hub
+
+    cols = hub.columns(ds, where, {"xx": ("source_sentence",), "en": ("target_sentence",), "xx_id": ("source_lang",),
+                                   "en_id": ("target_lang",)}, optional=("xx_id", "en_id"))
+    rows = ds.select_columns(list(cols.values())).to_dict()
+    n = len(rows[cols["xx"]])
+    if n == 0:
+        raise UserError(f"{where}: no sentence pairs")
+
+    def ids(role: str, prefix: str) -> list[str]:
+        vals = rows.get(cols.get(role, ""), None)
+        if vals and all(isinstance(v, str) and re.search(r"\d", v) for v in vals):
+            return vals  # xtreme stores the BUCC sentence ids in source_lang / target_lang
+        return [f"{prefix}-{i:06d}" for i in range(n)]
+
+    pools = {}
+    for side, role, prefix in (("xx", "xx_id", lang), ("en", "en_id", "en")):
+        seen: dict[str, str] = {}
+        for sid, sent in zip(ids(role, prefix), rows[cols[side]]):
+            if seen.setdefault(sid, sent) != sent:
+                raise UserError(f"{where}: id {sid!r} names two different sentences")
+        pools[side] = seen
+    gold = list(dict.fromkeys(zip(ids("xx_id", lang), ids("en_id", "en"))))
+    return MiningSet(lang, split, list(pools["xx"]), list(pools["xx"].values()), list(pools["en"]),
+                     list(pools["en"].values()), gold, hub.arrow_files(ds))

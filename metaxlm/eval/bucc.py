@@ -14,6 +14,13 @@ mined with margin scoring (Artetxe & Schwenk 2019; :mod:`metaxlm.eval.retrieval`
 With ``dedup`` (default) identical sentences are embedded and mined once, and a mined pair stands
 for every id pair holding those two texts.
 
+Surface overlap (:mod:`metaxlm.eval.overlap`, from the texts of each gold pair): ``bands[band]``
+gives test precision, recall and F1 at the dev-tuned threshold restricted to the gold pairs (recall)
+and extracted candidates (precision) whose overlap is in the band; ``subsets["low-overlap"]`` mines
+again with the pools cut to the low band (the sentences of mid- and high-overlap gold pairs
+removed from both sides, dev and test), threshold tuned on that dev subset, with every field of
+``scores`` / ``mean``.
+
 Data without dev gold is refused (one line naming the splits that have gold), unlike Tatoeba, which
 then fixes the layer (:func:`metaxlm.eval.tatoeba.no_dev_layer`): here a fixed layer would not be
 enough, since the F1 threshold itself must be tuned on gold other than the test gold. BUCC 2018
@@ -36,14 +43,15 @@ from metaxlm import rundir
 from metaxlm.config import to_dict
 from metaxlm.devices import device_meta, resolve_device
 from metaxlm.errors import UserError
+from metaxlm.eval import overlap as O
 from metaxlm.eval import retrieval as R
-from metaxlm.eval.bitext_formats import MiningSet, files_hash, find_bucc, load_bucc
+from metaxlm.eval.bitext_formats import MiningSet, files_hash, find_bucc, load_bucc, load_bucc_hf
 from metaxlm.eval.tatoeba import EncodingOptions, choose_headline, default_out, plot_sweep
 
 
 @dataclass(frozen=True)
 class BuccConfig(EncodingOptions):
-    model: str
+    model: str  # a model path or hub id; from Python also an encode() object (metaxlm.encode.Encoder)
     data: Optional[Path] = None  # benchmark directory (mining/) or BUCC 2018 files; default benchmark
     languages: tuple[str, ...] = ()
     dev_split: str = "dev"  # BUCC 2018 names it "sample" or "training"
@@ -119,10 +127,62 @@ def score_language(dev: Mined, test: Mined) -> dict:
     }
 
 
+MEAN_KEYS = ("f1", "precision", "recall", "average_precision", "oracle_f1")
+
+
+def compute_band_prf(ms: MiningSet, test: Mined, threshold: float | None) -> dict[str, dict]:
+    """``{band: {precision, recall, f1, n_gold, n_extracted}}`` at ``threshold`` (None: nothing extracted).
+
+    A gold pair's band is that of its two texts; an extracted candidate's band is that of the texts it
+    links (a correct candidate is a gold pair, so it falls in its gold band)."""
+    xi = {x: i for i, x in enumerate(ms.xx_ids)}
+    ei = {e: i for i, e in enumerate(ms.en_ids)}
+    gold_band = O.compute_bands([O.compute_overlap(ms.xx[xi[a]], ms.en[ei[b]]) for a, b in ms.gold])
+    keep = test.scores >= threshold if threshold is not None else np.zeros(len(test.scores), bool)
+    pairs = test.pairs[keep]
+    cand_band = O.compute_bands([O.compute_overlap(ms.xx[a], ms.en[b]) for a, b in pairs.tolist()])
+    correct = test.correct[keep]
+    out = {}
+    for name, _, _ in O.BANDS:
+        n_gold = gold_band.count(name)
+        in_band = np.asarray(cand_band, dtype=object) == name
+        n_ext = int(in_band.sum())
+        tp = int(correct[in_band].sum()) if n_ext else 0
+        prec = tp / n_ext if n_ext else None
+        rec = tp / n_gold if n_gold else None
+        f1 = (2 * prec * rec / (prec + rec) if prec and rec else 0.0) if prec is not None and rec is not None else None
+        out[name] = {"precision": prec, "recall": rec, "f1": f1, "n_gold": n_gold, "n_extracted": n_ext}
+    return out
+
+
+def low_overlap_subset(ms: MiningSet) -> MiningSet:
+    """``ms`` without the sentences of its mid- and high-overlap gold pairs (on both sides)."""
+    xi = {x: i for i, x in enumerate(ms.xx_ids)}
+    ei = {e: i for i, e in enumerate(ms.en_ids)}
+    drop_x, drop_e, gold = set(), set(), []
+    for a, b in ms.gold:
+        if O.band_of(O.compute_overlap(ms.xx[xi[a]], ms.en[ei[b]])) == "low":
+            gold.append((a, b))
+        else:
+            drop_x.add(a)
+            drop_e.add(b)
+    kx = [i for i, x in enumerate(ms.xx_ids) if x not in drop_x]
+    ke = [i for i, e in enumerate(ms.en_ids) if e not in drop_e]
+    return MiningSet(ms.lang, ms.split, [ms.xx_ids[i] for i in kx], [ms.xx[i] for i in kx],
+                     [ms.en_ids[i] for i in ke], [ms.en[i] for i in ke], gold, ms.files)
+
+
+def _rows(texts: list[str], pool: list[str]) -> np.ndarray:
+    """Row of each text of ``texts`` in the encoded ``pool`` (its first occurrence)."""
+    first: dict[str, int] = {}
+    for i, t in enumerate(pool):
+        first.setdefault(t, i)
+    return np.array([first[t] for t in texts], np.int64)
+
+
 def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
     """Evaluate, write the run directory, return its path."""
-    from metaxlm.encode import check_layer, encode_layers, num_layers
-    from metaxlm.models import load_tokenizer, resolve_model
+    from metaxlm.encode import as_model, check_layer, check_loadable, encode_layers, num_layers
     from metaxlm.paths import check_output, default_benchmark_dir
 
     t0 = time.time()
@@ -130,27 +190,30 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
         out = check_output(out, "run directory")
     device = resolve_device(config.device)
     gpu = R.faiss_gpu(device)
-    ref = resolve_model(config.model)
+    ref = as_model(config.model)  # a path (ModelRef) or an encode() object (Encoder)
     check_layer(ref, config.layer)
     d = Path(config.data) if config.data is not None else default_benchmark_dir()
-    if not d.is_dir():
+    hub = str(config.data).startswith("hf:")  # a hub dataset (metaxlm.eval.hub; default google/xtreme)
+    if not hub and not d.is_dir():
         hint = ("build it with 'metaxlm data build' or pass --data" if config.data is None
                 else "give a benchmark directory or a directory of BUCC files")
         raise UserError(f"{d} does not exist: {hint}")
-    sets = load_bucc(d, config.languages or None, dev_split=config.dev_split, test_split=config.test_split)
+    sets = (load_bucc_hf if hub else load_bucc)(str(config.data) if hub else d, config.languages or None,
+                                                dev_split=config.dev_split, test_split=config.test_split)
     no_dev = [lang for lang, by in sets.items() if "dev" not in by]
     if no_dev:
-        others = sorted(set(find_bucc(d).get(no_dev[0], {})) - {config.test_split})
+        others = [] if hub else sorted(set(find_bucc(d).get(no_dev[0], {})) - {config.test_split})
         hint = (f"name one of the other splits with gold ({', '.join(others)}) with --dev-split" if others else
                 f"the only split with gold is {config.test_split!r}; split its gold into a dev and a test part")
         raise UserError(f"{d}: no {no_dev[0]}-en.{config.dev_split}.gold: the F1 threshold is tuned on dev gold, "
                         f"never on test; {hint}")
     files = [f for by in sets.values() for s in by.values() for f in s.files]
-    data = {"source": "benchmark/mining" if (d / "mining").is_dir() else "bucc2018",
-            "data_dir": str(d / "mining") if (d / "mining").is_dir() else str(d), "data_hash": files_hash(files),
+    data = {"source": "hf" if hub else "benchmark/mining" if (d / "mining").is_dir() else "bucc2018",
+            "data_dir": str(config.data) if hub else str(d / "mining") if (d / "mining").is_dir() else str(d),
+            "data_hash": files_hash(files),
             "dev_split": config.dev_split, "test_split": config.test_split}
     n_layers = num_layers(ref)
-    load_tokenizer(ref)  # a broken tokenizer is refused before the run directory exists
+    check_loadable(ref)  # a broken tokenizer is refused before the run directory exists
     run = rundir.create(out or check_output(default_out("bucc", ref.label)), config, kind="eval", seed=None,
                         extra_meta={"command": "eval bucc", "model": ref.describe(), **device_meta(device)})
     try:
@@ -160,7 +223,7 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
         def encode(texts, desc):
             return encode_layers(ref, texts, config.poolings, batch_size=config.batch_size,
                                  max_length=config.max_length, exclude_special=config.exclude_special,
-                                 device=device, desc=desc, layers=layers)
+                                 device=device, desc=desc, layers=layers, prefix=config.prefix)
 
         emb: dict = {}
         for lang, by in sets.items():
@@ -184,15 +247,43 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
                     dev_curves[p].append(curve)
         headline = choose_headline(dev_curves, config.poolings, config.layer, n_layers)
         hl, hp = headline["layer"], headline["pooling"]
-        scores = {}
+        scores, test_mined = {}, {}
         for lang in sets:
             mined = {}
             for split in ("dev", "test"):
                 ex, ee, groups = emb[lang, split]
                 mined[split] = mine_split(sets[lang][split], ex[hp][slot[hl]], ee[hp][slot[hl]], groups, config, gpu)
             scores[lang] = score_language(mined["dev"], mined["test"])
-        mean = {k: float(np.mean([scores[lang][k] for lang in scores]))
-                for k in ("f1", "precision", "recall", "average_precision", "oracle_f1")}
+            test_mined[lang] = mined["test"]
+        mean = {k: float(np.mean([scores[lang][k] for lang in scores])) for k in MEAN_KEYS}
+        bands: dict = {name: {"scores": {}} for name, _, _ in O.BANDS}
+        low_scores, too_few = {}, []
+        for lang in sets:
+            for name, v in compute_band_prf(sets[lang]["test"], test_mined[lang], scores[lang]["threshold"]).items():
+                bands[name]["scores"][lang] = v
+            mined = {}
+            for split in ("dev", "test"):
+                sub = low_overlap_subset(sets[lang][split])
+                if not sub.gold or not sub.xx or not sub.en:
+                    break
+                ex, ee, _ = emb[lang, split]
+                xt, xg = _pool_texts(sub.xx, config.dedup)
+                et, eg = _pool_texts(sub.en, config.dedup)
+                full_x, _ = _pool_texts(sets[lang][split].xx, config.dedup)
+                full_e, _ = _pool_texts(sets[lang][split].en, config.dedup)
+                mined[split] = mine_split(sub, ex[hp][slot[hl]][_rows(xt, full_x)],
+                                          ee[hp][slot[hl]][_rows(et, full_e)], (xg, eg), config, gpu)
+            if len(mined) == 2:
+                low_scores[lang] = score_language(mined["dev"], mined["test"])
+            else:
+                too_few.append(lang)
+        for name, b in bands.items():
+            vals = {k: [v[k] for v in b["scores"].values() if v[k] is not None] for k in ("precision", "recall", "f1")}
+            b["mean"] = {k: (float(np.mean(v)) if v else None) for k, v in vals.items()}
+            b["mean"]["n_gold"] = sum(v["n_gold"] for v in b["scores"].values())
+        subsets = {O.LOW: {"languages": list(low_scores), "scores": low_scores, "too_few": too_few,
+                           "mean": {k: (float(np.mean([low_scores[lang][k] for lang in low_scores]))
+                                        if low_scores else None) for k in MEAN_KEYS}}}
         payload = {
             "kind": "bucc",
             "model": ref.describe(),
@@ -202,6 +293,10 @@ def run_bucc(config: BuccConfig, out: str | Path | None = None) -> Path:
             "languages": list(sets),
             "scores": scores,
             "mean": mean,
+            "overlap": {"definition": O.DEFINITION, "bands": {name: [lo, hi if hi != float("inf") else None]
+                                                              for name, lo, hi in O.BANDS}},
+            "bands": bands,
+            "subsets": subsets,
             "sweep": {p: v for p, v in sweep.items() if v},
             "conventions": {
                 "threshold": "margin score cut-off chosen to maximise F1 on the dev gold; pairs with "

@@ -11,7 +11,12 @@
 - Device and precision (:mod:`metaxlm.devices`): ``device`` ``auto`` (CUDA when present), ``cpu``,
   ``cuda``, ``cuda:N``; on a GPU training and prediction run under bf16 autocast (fp16 with loss
   scaling where bf16 is not native); on the CPU in plain fp32.
-- The epoch is chosen on English dev (primary metric); the best weights are restored.
+- The recipe (:class:`FinetuneParams`): for each learning rate of a small grid (default: 3 values
+  around :func:`default_lr`; one ``lr`` = no search), train by steps with warmup + linear decay over
+  the budget (``epochs``, capped by ``max_steps``), score English dev every epoch (or every
+  ``eval_every`` steps), stop after ``patience`` evaluations without improvement (not before
+  ``min_steps``) and restore the best step's weights; the lr with the best English dev score wins.
+  Everything is chosen on English dev (primary metric) only.
 """
 
 from __future__ import annotations
@@ -32,27 +37,53 @@ POOL_BATCHES = 50  # training: sort by length inside pools of this many batches
 
 
 def default_lr(config) -> float:
-    """Learning rate by encoder width: small encoders need a larger step. Measured on the topic task
-    (3,000 examples, 2 epochs): a 4-layer hidden-256 encoder collapses to the majority class at 1e-4
-    and learns at 5e-4; 2e-5–5e-5 is the usual range for base-size (768) encoders."""
+    """Learning rate by encoder width (the centre of the default grid): small encoders need a larger
+    step. Measured on the topic task: a 4-layer hidden-256 encoder collapses to the majority class at
+    1e-4 and learns at 5e-4 (3,000 examples, 2 epochs); the demo's 4 × 128 encoder (2,000 examples,
+    8 epochs) reaches English dev 0.585 at 1e-3, 0.511 at 2.5e-3 (docs/transfer.md); 2e-5–5e-5 is the
+    usual range for base-size (768) encoders."""
     hidden = int(getattr(config, "hidden_size", 0) or 0)
     if hidden and hidden <= 256:
-        return 5e-4
+        return 1e-3
     if hidden and hidden <= 512:
         return 1e-4
     return 3e-5
 
 
+def lr_grid_around(lr: float) -> tuple[float, ...]:
+    """The default search: ``lr`` / 2.5, ``lr``, ``lr`` × 2.5 (rounded to 2 significant digits)."""
+    return tuple(float(f"{x:.2g}") for x in (lr / 2.5, lr, lr * 2.5))
+
+
 @dataclass(frozen=True)
 class FinetuneParams:
-    lr: float | None = None  # None: default_lr(model config)
-    epochs: int = 3
+    lr: float | None = None  # one learning rate: no search
+    lr_grid: tuple[float, ...] | None = None  # None (and no lr): lr_grid_around(default_lr(model config))
+    lr_search: str = "first"  # first: search the grid on the first seed, reuse its lr | every: on every seed
+    epochs: int = 5  # the most epochs (early stopping may end sooner); topic: 8 (tasks.py)
+    max_steps: int = 0  # the most optimizer steps; 0: epochs decide
+    min_steps: int = 0  # never stop early before this step
+    patience: int = 3  # dev evaluations without a better score before stopping; 0: never stop early
+    eval_every: int = 0  # steps between English-dev evaluations; 0: every epoch, at most EVAL_EVERY steps
     batch_size: int = 32
     max_length: int = 128
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     eval_batch_size: int = 64
     grad_clip: float = 1.0
+
+
+EVAL_EVERY = 500  # eval_every=0: once an epoch, or every this many steps when an epoch is longer
+
+
+def budget_steps(n_train: int, p: FinetuneParams) -> int:
+    """The step budget (and the length of the linear-decay schedule): epochs, capped by max_steps."""
+    total = max(1, math.ceil(n_train / p.batch_size) * p.epochs)
+    return min(total, p.max_steps) if p.max_steps else total
+
+
+def eval_interval(steps_per_epoch: int, p: FinetuneParams) -> int:
+    return p.eval_every or max(1, min(steps_per_epoch, EVAL_EVERY))
 
 
 def quiet_transformers() -> None:
@@ -124,9 +155,10 @@ def _special_frame(tokenizer) -> tuple[list[int], list[int]]:
 
 def encode_tokens(tokenizer, examples: Sequence[TokExample], max_length: int,
                   label2id: dict[str, int] | None = None) -> list[dict]:
-    """Word-chunked features: ``{input_ids, word_pos, sent, start, [labels]}``.
+    """Word-chunked features: ``{input_ids, word_pos, word_len, sent, start, [labels]}``.
 
-    ``word_pos`` are the positions of each word's first subword; ``sent``/``start`` say which sentence
+    ``word_pos`` are the positions of each word's first subword and ``word_len`` its number of
+    subwords (its pieces are ``input_ids[pos:pos + len]``); ``sent``/``start`` say which sentence
     and which word the chunk begins with. A word with no subword gets the unknown token; a word with
     more subwords than fit is cut to what fits.
     """
@@ -154,7 +186,8 @@ def encode_tokens(tokenizer, examples: Sequence[TokExample], max_length: int,
                 used += len(pieces[end])
                 end += 1
             ids.extend(post)
-            f = {"input_ids": ids, "word_pos": pos, "sent": si, "start": start}
+            f = {"input_ids": ids, "word_pos": pos, "word_len": [len(x) for x in pieces[start:end]],
+                 "sent": si, "start": start}
             if label2id is not None:
                 lab = [-100] * len(ids)
                 for p, tag in zip(pos, ex.tags[start:end]):
@@ -271,14 +304,20 @@ class FineTuner:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = getattr(self.config, "pad_token_id", None) or 0
-        self.lr = params.lr or default_lr(self.config)
+        if params.lr is not None:
+            self.lr_grid: tuple[float, ...] = (params.lr,)
+        else:
+            self.lr_grid = tuple(params.lr_grid or lr_grid_around(default_lr(self.config)))
+        self.lr = self.lr_grid[0] if len(self.lr_grid) == 1 else None  # after fit: the chosen one
+        self._searched: dict | None = None  # lr_search "first": {seed, runs, lr} of the first seed's search
         limit = position_limit(self.config)
         self.max_length = min(params.max_length, limit) if limit else params.max_length
         self.device = resolve_device(device)
         self.precision = pick_precision(self.device)
         self.model = None
         self.best_epoch = None
-        self.dev_history: list[float] = []
+        self.dev_history: list[dict] = []
+        self.fit_record: dict = {}
 
     def encode(self, examples: Sequence, with_labels: bool = True) -> list[dict]:
         l2i = self.label2id if with_labels else None
@@ -297,28 +336,65 @@ class FineTuner:
 
     def fit(self, train: Sequence, dev: Sequence, seed: int,
             dev_score: Callable[[Sequence, list], float], progress=None) -> None:
+        """Fine-tune once per learning rate of the grid (same seed: same initial head and batch order),
+        each run stopped early on English dev and restored to its best step; keep the run with the best
+        dev score (ties: the first lr). With ``lr_search="first"`` the grid is searched on the first
+        seed fitted and its lr reused for the later ones. ``fit_record`` says what was chosen and why."""
+        feats = self.encode(train)
+        searched = self._searched
+        best, runs = None, []
+        for lr in self._grid():
+            model, run = self._fit_one(feats, dev, seed, lr, dev_score, progress)
+            runs.append(run)
+            if best is None or run["best_dev"] > best[1]["best_dev"]:
+                best = (model, run)
+            del model
+        self.model, run = best
+        self.lr = run["lr"]
+        self.best_epoch = run["best_epoch"]
+        self.dev_history = run["dev_history"]
+        search = [{k: r[k] for k in ("lr", "best_dev", "best_step", "stop_step")} for r in runs]
+        if searched is None:
+            searched = {"seed": seed, "runs": search}
+            if self.params.lr_search == "first" and len(self.lr_grid) > 1:
+                self._searched = {**searched, "lr": run["lr"]}
+        self.fit_record = {
+            "lr": run["lr"], "best_step": run["best_step"], "stop_step": run["stop_step"],
+            "max_steps": run["max_steps"], "steps_per_epoch": run["steps_per_epoch"], "best_dev": run["best_dev"],
+            "lr_search": searched["runs"], "lr_search_seed": searched["seed"],
+        }
+
+    def _grid(self) -> tuple[float, ...]:
+        return (self._searched["lr"],) if self._searched else self.lr_grid
+
+    def _fit_one(self, feats: list[dict], dev: Sequence, seed: int, lr: float,
+                 dev_score: Callable[[Sequence, list], float], progress=None):
+        """One fine-tuning run at ``lr``: warmup + linear decay over the step budget, English dev every
+        ``eval_every`` steps, stop after ``patience`` evaluations without a better dev score (never before
+        ``min_steps``), best weights restored. Returns (model, record)."""
         import torch
 
         p = self.params
         set_seed(seed)
         model = self._new_model()
-        feats = self.encode(train)
         rng = random.Random(seed)
         lengths = [len(f["input_ids"]) for f in feats]
-        steps_per_epoch = math.ceil(len(feats) / p.batch_size)
-        total = max(1, steps_per_epoch * p.epochs)
+        per_epoch = math.ceil(len(feats) / p.batch_size)
+        total = budget_steps(len(feats), p)
+        every = eval_interval(per_epoch, p)
         warm = int(total * p.warmup_ratio)
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
         groups = [
             {"params": [w for n, w in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": p.weight_decay},
             {"params": [w for n, w in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
         ]
-        opt = torch.optim.AdamW(groups, lr=self.lr)
+        opt = torch.optim.AdamW(groups, lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
         scaler = grad_scaler(self.precision)  # fp16 only: loss scaling
-        best, best_state, self.dev_history = -math.inf, None, []
-        for epoch in range(1, p.epochs + 1):
+        best, best_step, best_state, bad, history = -math.inf, 0, None, 0, []
+        step, stop = 0, False
+        while step < total and not stop:
             model.train()
             for b in length_batches(lengths, p.batch_size, rng=rng):
                 batch = {k: v.to(self.device) for k, v in collate([feats[i] for i in b], self.pad_id).items()}
@@ -338,23 +414,35 @@ class FineTuner:
                     opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
+                step += 1
                 if progress is not None:
-                    progress.advance(1, loss=loss.item())
-            self.model = model
-            score = dev_score(dev, self.predict(dev))
-            self.dev_history.append(score)
-            if score > best:
-                best, self.best_epoch = score, epoch
-                if epoch < p.epochs:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    best_state = None  # the current weights are the best
+                    progress.advance(1, loss=loss.item(), lr=lr)
+                if step % every == 0 or step == total:
+                    self.model = model
+                    score = dev_score(dev, self.predict(dev))
+                    model.train()
+                    history.append({"step": step, "epoch": round(step / per_epoch, 3), "dev": score})
+                    if score > best:
+                        best, best_step, bad = score, step, 0
+                        best_state = None if step == total else {k: v.detach().clone() for k, v in
+                                                                 model.state_dict().items()}
+                    else:
+                        bad += 1
+                    if p.patience and bad >= p.patience and step >= p.min_steps:
+                        stop = True
+                if stop or step >= total:
+                    break
         if best_state is not None:
             model.load_state_dict(best_state)
-        self.model = model
+        if progress is not None and step < total:
+            progress.advance(total - step)  # the steps early stopping saved
+        self.model = None
+        return model, {"lr": lr, "best_dev": best, "best_step": best_step, "stop_step": step,
+                       "best_epoch": math.ceil(best_step / per_epoch), "max_steps": total,
+                       "steps_per_epoch": per_epoch, "dev_history": history}
 
     def steps(self, n_train: int) -> int:
-        return math.ceil(n_train / self.params.batch_size) * self.params.epochs
+        return budget_steps(n_train, self.params) * len(self._grid())
 
     def predict(self, examples: Sequence) -> list:
         feats = self.encode(examples, with_labels=False)

@@ -18,7 +18,8 @@ Layouts read (``DIR`` is ``--data``):
   ``<lang>_<treebank>-ud-<split>.conllu`` (or ``<split>-<lang>.conllu``, ``<lang>/<split>.conllu``); the
   UPOS column; multi-word-token (``1-2``) and empty-node (``1.1``) lines are skipped. Without any
   ``.conllu`` file the ``conll`` token/tag layout is read instead.
-- ``hf:NAME`` as ``--data``: a Hugging Face ``datasets`` name, only when a hub is reachable.
+- ``hf:NAME[:CONFIG]`` as ``--data``: a Hugging Face dataset (hub id or a directory of ``save_to_disk``
+  configs; :mod:`metaxlm.eval.hub` knows the configs of XNLI, PAWS-X, PAN-X/WikiANN and UD POS).
 
 Languages come from the files present; English train, English dev and English test are required.
 """
@@ -63,13 +64,16 @@ class TaskData:
     test: dict[str, list]  # language → examples; "en" first
     data_dir: str
     files: list[Path] = field(default_factory=list)
+    digest: str | None = None  # content hash of data read from a dataset library (no files to hash)
 
     @property
     def languages(self) -> list[str]:
         return list(self.test)
 
     def data_hash(self) -> str:
-        """sha256 over the files read (relative names and bytes, in sorted order)."""
+        """sha256 over the files read (relative names and bytes, in sorted order), or ``digest``."""
+        if self.digest is not None:
+            return self.digest
         h = hashlib.sha256()
         root = Path(self.data_dir)
         for p in sorted(set(self.files)):
@@ -402,48 +406,103 @@ def load_tokens(spec: TaskSpec, data_dir: Path) -> TaskData:
 
 
 # --------------------------------------------------------------------------------------------
-# Hugging Face datasets (only with a reachable hub)
+# Hugging Face datasets (metaxlm.eval.hub: names, configs, splits)
+
+_PAIR_COLS = {"a": ("premise", "sentence1"), "b": ("hypothesis", "sentence2"), "label": ("label", "gold_label"),
+              "id": ("id", "pairID")}
+_TAG_COLS = {"ner": ("ner_tags", "ner", "tags"), "pos": ("upos", "pos_tags", "pos", "tags")}
+_NO_LABEL = {"-", "", "-1"}  # MultiNLI's "no consensus", PAWS-X's missing label: not an item
 
 
-def load_hf(spec: TaskSpec, name: str, languages: Sequence[str]) -> TaskData:
-    try:
-        import datasets  # noqa: F401
-        from datasets import load_dataset
-    except ImportError:
-        raise UserError(f"--data hf:{name} needs the `datasets` package and a reachable hub; install it "
-                        "(pip install datasets) or download the files and pass --data DIR") from None
-    langs = list(languages) or list(spec.languages)
-    if "en" not in langs:
-        langs.insert(0, "en")
-    try:
-        per_lang = {lang: load_dataset(name, lang) for lang in langs}
-    except Exception as e:  # noqa: BLE001 - any failure here means: no hub, or no such dataset
-        raise UserError(f"could not load {name!r} from the dataset hub ({type(e).__name__}): no hub is "
-                        "reachable or the name is wrong; download the files and pass --data DIR") from None
+def _label_set_check(spec: TaskSpec, where: str, col: str, names: Sequence[str] | None, skip=()) -> None:
+    if names is None:
+        return
+    bad = [n for n in names if LABEL_ALIASES.get(n, n) not in spec.labels and n not in skip]
+    if bad:
+        raise UserError(f"{where}: column {col!r} has labels ({', '.join(bad[:8])}) that are not in task "
+                        f"{spec.name}'s label set ({', '.join(spec.labels)}): this dataset does not fit the task")
 
-    def convert(ds) -> list:
-        feats = ds.features
-        out = []
+
+def _hf_pairs(spec: TaskSpec, ds, where: str) -> tuple[list[SeqExample], bool]:
+    """Sentence pairs of one split; (examples, whether the ids come from an id column)."""
+    from metaxlm.eval import hub
+
+    cols = hub.columns(ds, where, _PAIR_COLS, optional=("id",))
+    names = hub.class_names(ds, cols["label"])
+    _label_set_check(spec, where, cols["label"], names)
+    rows = ds.select_columns(list(cols.values())).to_dict()
+    out = []
+    for i, lab in enumerate(rows[cols["label"]]):
+        if names is not None:
+            if lab is None or lab < 0:
+                continue
+            lab = names[lab]
+        elif lab is None or str(lab).strip() in _NO_LABEL:
+            continue
+        lab = LABEL_ALIASES.get(str(lab).strip(), str(lab).strip())
+        if lab not in spec.labels:
+            raise UserError(f"{where} row {i}: label {lab!r} is not in the task's label set ({', '.join(spec.labels)})")
+        ex_id = str(rows[cols["id"]][i]) if "id" in cols else str(i)
+        out.append(SeqExample(ex_id, rows[cols["a"]][i], rows[cols["b"]][i], lab))
+    return out, "id" in cols
+
+
+def _hf_tokens(spec: TaskSpec, ds, where: str) -> list[TokExample]:
+    """Tagged sentences of one split; UD's multi-word tokens (upos ``_``) and empty nodes are dropped."""
+    from metaxlm.eval import hub
+
+    cols = hub.columns(ds, where, {"tokens": ("tokens", "words"), "tags": _TAG_COLS.get(spec.name, ("tags",)),
+                                   "head": ("head",), "id": ("idx", "id")}, optional=("head", "id"))
+    names = hub.class_names(ds, cols["tags"])
+    _label_set_check(spec, where, cols["tags"], names, skip=("_",))
+    rows = ds.select_columns(list(cols.values())).to_dict()
+    out = []
+    for i, (toks, tags) in enumerate(zip(rows[cols["tokens"]], rows[cols["tags"]])):
+        if len(toks) != len(tags):
+            raise UserError(f"{where} row {i}: {len(toks)} tokens but {len(tags)} tags")
+        heads = rows[cols["head"]][i] if "head" in cols else [None] * len(toks)
+        words, labels = [], []
+        for tok, tag, head in zip(toks, tags, heads):
+            tag = names[tag] if names is not None else str(tag).strip()
+            if tag == "_" or head == "None":  # a multi-word token's surface form, or an empty node
+                continue
+            if tag not in spec.labels:
+                raise UserError(f"{where} row {i}: tag {tag!r} is not in the task's label set "
+                                f"({', '.join(spec.labels)})")
+            words.append(tok)
+            labels.append(tag)
+        if words:
+            out.append(TokExample(str(rows[cols["id"]][i]) if "id" in cols else f"{where}:{i}", words, labels))
+    return out
+
+
+def load_hf(spec: TaskSpec, text: str, languages: Sequence[str]) -> TaskData:
+    """``hf:NAME[:CONFIG]`` (see :mod:`metaxlm.eval.hub`): English train + validation + test, target test."""
+    from metaxlm.eval import hub
+
+    if spec.labels is None:
+        raise UserError(f"--data {text}: task {spec.name} has no hub dataset; give its data directory")
+    src = hub.parse(text, spec.name)
+    langs = hub.languages(src, languages, spec.languages)
+    langs = ["en", *[x for x in langs if x != "en"]]
+    configs = {lang: hub.config_for(src, lang) for lang in langs}
+
+    def read(lang: str, split: str):
+        where = f"hf:{src.name}:{configs[lang]}:{split}"
+        ds = hub.load_split(src, configs[lang], split)
         if spec.kind == "token":
-            tag_names = feats["ner_tags"].feature.names if "ner_tags" in feats else feats["pos_tags"].feature.names
-            key = "ner_tags" if "ner_tags" in feats else "pos_tags"
-            for i, r in enumerate(ds):
-                out.append(TokExample(str(i), list(r["tokens"]), [tag_names[t] for t in r[key]]))
-        else:
-            a_key = "premise" if "premise" in feats else "sentence1"
-            b_key = "hypothesis" if "hypothesis" in feats else "sentence2"
-            names = getattr(feats["label"], "names", None)
-            for i, r in enumerate(ds):
-                lab = names[r["label"]] if names else str(r["label"])
-                if lab not in spec.labels:
-                    raise UserError(f"hf:{name}: label {lab!r} is not in the task's label set")
-                out.append(SeqExample(str(r.get("id", i)), r[a_key], r[b_key], lab))
-        return out
+            return _hf_tokens(spec, ds, where), True
+        return _hf_pairs(spec, ds, where)
 
-    en = per_lang["en"]
-    dev_key = "validation" if "validation" in en else "dev"
-    test = {lang: convert(per_lang[lang]["test"]) for lang in langs}
-    return TaskData(spec, spec.labels, convert(en["train"]), convert(en[dev_key]), test, f"hf:{name}", [])
+    (train, _), (dev, _) = read("en", "train"), read("en", "validation")
+    test, keyed = {}, {}
+    for lang in langs:
+        test[lang], keyed[lang] = read(lang, "test")
+    for lang, exs in test.items():  # row numbers pair items only when both sides have the same rows
+        if lang != "en" and spec.kind != "token" and not (keyed[lang] and keyed["en"]) and len(exs) != len(test["en"]):
+            test[lang] = [SeqExample(f"{lang}-{i}", e.a, e.b, e.label) for i, e in enumerate(exs)]
+    parts = [(k, [vars(e) for e in v]) for k, v in [("train", train), ("dev", dev), *test.items()]]
+    return TaskData(spec, spec.labels, train, dev, test, f"hf:{src.name}", [], digest=hub.digest(parts))
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,7 +528,7 @@ def load_task(spec: TaskSpec, data: str | Path | None = None, languages: Sequenc
     """Load ``spec`` from ``data`` (a directory, ``hf:NAME``, or None for the task's default) and keep
     English plus ``languages`` (all found when empty). Checks that no split is empty."""
     if isinstance(data, str) and data.startswith("hf:"):
-        td = load_hf(spec, data[3:] or spec.hf_name or spec.name, languages)
+        td = load_hf(spec, data, languages)
     else:
         d = Path(data).expanduser() if data is not None else default_data_dir(spec)
         if not d.is_dir():

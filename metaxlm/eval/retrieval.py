@@ -410,6 +410,9 @@ TATOEBA_CONVENTIONS = {
     "acc_dedup_en2xx": "duplicate-aware top-1 accuracy English → xx, cosine",
     "f1_weighted_xx2en": "MTEB BitextMining-style score: scikit-learn F1 with average='weighted', each English "
                          "line index a class, cosine nearest neighbour xx → English",
+    "precision_weighted_xx2en": "MTEB BitextMining-style precision: scikit-learn precision with average='weighted' "
+                                "(zero_division=0), same classes and predictions as f1_weighted_xx2en (its weighted "
+                                "recall is acc_cosine_xx2en: every class has support 1)",
     "n": "number of aligned pairs",
     "chance": "accuracy of a random guess, 1/n",
 }
@@ -450,6 +453,7 @@ def compute_tatoeba(x: np.ndarray, y: np.ndarray, *, k: int = 4, x_texts: Sequen
         "acc_dedup_xx2en": float(_hits(cos_xx2en, y_texts).mean()),
         "acc_dedup_en2xx": float(_hits(cos_en2xx, x_texts).mean()),
         "f1_weighted_xx2en": weighted_f1(cos_xx2en),
+        "precision_weighted_xx2en": weighted_precision(cos_xx2en),
         "n": n,
         "chance": 1.0 / n,
     }
@@ -466,6 +470,15 @@ def weighted_f1(pred: np.ndarray) -> float:
     predicted = np.bincount(pred, minlength=n)[:n]
     hit = (pred == np.arange(n)).astype(np.float64)
     return float(np.mean(2 * hit / (1 + predicted)))
+
+
+def weighted_precision(pred: np.ndarray) -> float:
+    """sklearn ``precision_score(gold, pred, average="weighted", zero_division=0)`` with gold = line index:
+    per gold line i, hit_i / (number of queries that predicted i), averaged over the lines."""
+    n = len(pred)
+    predicted = np.bincount(pred, minlength=n)[:n]
+    hit = (pred == np.arange(n)).astype(np.float64)
+    return float(np.mean(np.divide(hit, predicted, out=np.zeros(n), where=predicted > 0)))
 
 
 def compute_accuracy_cosine(x: np.ndarray, y: np.ndarray, gpu: int | None = None) -> float:

@@ -142,3 +142,56 @@ def aggregate_gaps(per_seed: Sequence[dict]) -> dict:
             langs += [k for k in g[key] if k not in langs]
         out[key] = {lang: summ([g[key].get(lang) for g in per_seed]) for lang in langs}
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# per-item records (paired statistics read these; docs/results.md)
+
+ITEM_STATS = {"accuracy": "correct", "token_accuracy": "correct_total", "span_f1": "tp_fp_fn"}
+
+
+def item_stat(metric: str) -> str:
+    """How one test item is recorded for ``metric``: ``correct`` (0/1), ``correct_total``
+    ([n_correct_words, n_words]) or ``tp_fp_fn`` ([tp, fp, fn] entity counts)."""
+    return ITEM_STATS[metric]
+
+
+def _entities(tags: Sequence[str]) -> set:
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return set(get_entities(list(tags)))
+
+
+def compute_item_rows(stat: str, gold: Sequence, pred: Sequence) -> list:
+    """One row per item, in order: ``correct`` → 0/1; ``correct_total`` → [n_correct, n]; ``tp_fp_fn`` →
+    [tp, fp, fn] of seqeval's entity chunks in that sentence (their sums give seqeval's micro F1)."""
+    if len(gold) != len(pred):
+        raise ValueError("gold and predictions differ in length")
+    if stat == "correct":
+        return [int(g == p) for g, p in zip(gold, pred)]
+    if any(len(g) != len(p) for g, p in zip(gold, pred)):
+        raise ValueError("gold and predicted tag sequences differ in length")
+    if stat == "correct_total":
+        return [[sum(a == b for a, b in zip(g, p)), len(g)] for g, p in zip(gold, pred)]
+    if stat == "tp_fp_fn":
+        rows = []
+        for g, p in zip(gold, pred):
+            eg, ep = _entities(g), _entities(p)
+            tp = len(eg & ep)
+            rows.append([tp, len(ep) - tp, len(eg) - tp])
+        return rows
+    raise ValueError(f"unknown item_stat {stat!r}; choose one of {', '.join(sorted(set(ITEM_STATS.values())))}")
+
+
+def metric_from_items(stat: str, rows: Sequence) -> float:
+    """The metric the rows record: ``correct`` → mean; ``correct_total`` → Σcorrect / Σn; ``tp_fp_fn``
+    → micro F1 2·tp / (2·tp + fp + fn). No item (or nothing to count) → 0.0, as the metrics do."""
+    if stat == "correct":
+        return sum(rows) / len(rows) if rows else 0.0
+    if stat == "correct_total":
+        n = sum(r[1] for r in rows)
+        return sum(r[0] for r in rows) / n if n else 0.0
+    if stat == "tp_fp_fn":
+        tp, fp, fn = (sum(r[i] for r in rows) for i in range(3))
+        return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    raise ValueError(f"unknown item_stat {stat!r}; choose one of {', '.join(sorted(set(ITEM_STATS.values())))}")

@@ -33,7 +33,8 @@ class TaskSpec:
     default_data: str | None = None  # "benchmark": metaxlm.paths.default_benchmark_dir()
     hf_name: str | None = None  # Hugging Face datasets name (only with a reachable hub)
     description: str = ""
-    # task-specific defaults for options left unset (None: the global FinetuneParams default)
+    # task-specific defaults for options left unset (None: the global FinetuneParams default); epochs is
+    # the fine-tuning budget (the most epochs; early stopping may end sooner)
     max_length: int | None = None
     epochs: int | None = None
 
@@ -55,7 +56,7 @@ TASKS: dict[str, TaskSpec] = {
                     "or the XTREME layout"),
     "topic": TaskSpec(
         name="topic", kind="sequence", format="topic", metrics=("accuracy", "macro_f1"), labels=None,
-        translated=True, default_data="benchmark", max_length=64, epochs=2,
+        translated=True, default_data="benchmark", max_length=64, epochs=8,
         description="topic of a Debian package description: the default benchmark's topic/ task"),
     "ner": TaskSpec(
         name="ner", kind="token", format="conll", metrics=("span_f1", "token_accuracy"), labels=PANX_TAGS,

@@ -11,6 +11,11 @@ records how: ``layer_choice`` ``"dev"``, ``"user"`` (``--layer``) or ``"fixed: n
 the headline all conventions of :data:`metaxlm.eval.retrieval.TATOEBA_CONVENTIONS` are reported
 on test.
 
+Surface overlap (:mod:`metaxlm.eval.overlap`, computed from the test texts): ``bands`` gives the
+cosine top-1 accuracy of the test queries in each overlap band (retrieving in the whole test set),
+and ``subsets["low-overlap"]`` is the low band as a set of its own (retrieval among its pairs only)
+with every field of the overall ``scores`` / ``mean``.
+
 Result: ``RUN/results/tatoeba.json`` (docs/results.md, ``kind: "tatoeba"``) and
 ``RUN/plots/tatoeba-layers.png``.
 """
@@ -31,9 +36,10 @@ from metaxlm import rundir
 from metaxlm.config import to_dict
 from metaxlm.devices import check_device, device_meta, resolve_device
 from metaxlm.errors import UserError
+from metaxlm.eval import overlap as O
 from metaxlm.eval import retrieval as R
 from metaxlm.eval.bitext_formats import (ParallelSet, files_hash, is_tatoeba_dir, load_benchmark_parallel,
-                                         load_pair, load_tatoeba_dir)
+                                         load_pair, load_tatoeba_dir, load_tatoeba_hf)
 
 DEV_PAIR = "dev-pair"  # sweep key of a dev pair shared by several languages
 
@@ -48,16 +54,13 @@ class EncodingOptions:
     max_length: int = 128
     exclude_special: bool = False
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (metaxlm.devices)
+    prefix: str = ""  # put before every sentence (e5-style "query: ")
 
     def __post_init__(self):
-        from metaxlm.encode import POOLINGS
+        from metaxlm.encode import adopt_model
 
         check_device(self.device)
-        if not self.poolings:
-            raise UserError("give at least one pooling")
-        bad = [p for p in self.poolings if p not in POOLINGS]
-        if bad:
-            raise UserError(f"unknown pooling {bad[0]!r}; choose from {', '.join(POOLINGS)}")
+        adopt_model(self)  # an encode() object as model: wrapped (config.yaml describes it), pooling "encoder"
         if self.layer is not None and self.layer < 0:
             raise UserError(f"--layer must be 0 (embeddings) or more, got {self.layer}")
         if self.batch_size < 1 or self.max_length < 2:
@@ -66,7 +69,7 @@ class EncodingOptions:
 
 @dataclass(frozen=True)
 class TatoebaConfig(EncodingOptions):
-    model: str
+    model: str  # a model path or hub id; from Python also an encode() object (metaxlm.encode.Encoder)
     data: Optional[Path] = None  # benchmark or LASER Tatoeba directory (default: the default benchmark)
     src: Optional[Path] = None  # line-aligned pair instead of a directory: xx side ...
     tgt: Optional[Path] = None  # ... and English side
@@ -107,6 +110,9 @@ def _load(config: TatoebaConfig) -> tuple[dict[str, dict[str, ParallelSet]], dic
         lang = config.languages[0] if config.languages else "xx"
         sets = {lang: {"test": load_pair(config.src, config.tgt, lang=lang, split="test")}}
         source, data_dir = "pair", str(Path(config.src).parent)
+    elif str(config.data).startswith("hf:"):  # a hub dataset (metaxlm.eval.hub; default google/xtreme)
+        sets = load_tatoeba_hf(str(config.data), config.languages or None)
+        source, data_dir = "hf", str(config.data)
     else:
         d = Path(config.data) if config.data is not None else default_benchmark_dir()
         if not d.is_dir():
@@ -152,7 +158,7 @@ def _encode(ref, sentences: list[str], config, device, desc: str) -> dict[str, n
 
     return encode_layers(ref, sentences, config.poolings, batch_size=config.batch_size,
                          max_length=config.max_length, exclude_special=config.exclude_special,
-                         device=device, desc=desc)
+                         device=device, desc=desc, prefix=config.prefix)
 
 
 LAYER_CHOICES = ("dev", "user", "fixed: no dev split")  # how the headline layer was chosen
@@ -189,8 +195,7 @@ def choose_headline(dev_curves: dict[str, list[list[float]]], poolings, layer: i
 
 def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
     """Evaluate, write the run directory, return its path."""
-    from metaxlm.encode import check_layer, num_layers
-    from metaxlm.models import load_tokenizer, resolve_model
+    from metaxlm.encode import as_model, check_layer, check_loadable, num_layers
     from metaxlm.paths import check_output
 
     t0 = time.time()
@@ -198,11 +203,11 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
         out = check_output(out, "run directory")
     device = resolve_device(config.device)
     gpu = R.faiss_gpu(device)
-    ref = resolve_model(config.model)
+    ref = as_model(config.model)  # a path (ModelRef) or an encode() object (Encoder)
     check_layer(ref, config.layer)
     sets, extra, data = _load(config)  # no dev split (e.g. LASER Tatoeba files): the layer is fixed below
     n_layers = num_layers(ref)
-    load_tokenizer(ref)  # a broken tokenizer is refused before the run directory exists
+    check_loadable(ref)  # a broken tokenizer is refused before the run directory exists
     run = rundir.create(out or check_output(default_out("tatoeba", ref.label)), config, kind="eval", seed=None,
                         extra_meta={"command": "eval tatoeba", "model": ref.describe(), **device_meta(device)})
     try:
@@ -230,6 +235,9 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
                                              gpu=gpu)
         keys = list(next(iter(scores.values())))
         mean = {k: float(np.mean([scores[lang][k] for lang in scores])) for k in keys}
+        by_overlap = overlap_results({lang: sets[lang]["test"] for lang in test_emb},
+                                     {lang: (ex[hp][hl], ee[hp][hl]) for lang, (ex, ee) in test_emb.items()},
+                                     k=config.margin_k, gpu=gpu)
         payload = {
             "kind": "tatoeba",
             "model": ref.describe(),
@@ -239,6 +247,7 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
             "languages": list(sets),
             "scores": scores,
             "mean": mean,
+            **by_overlap,
             "sweep": sweep,
             "conventions": R.TATOEBA_CONVENTIONS,
             "search_backend": R.faiss_backend(gpu),
@@ -255,6 +264,69 @@ def run_tatoeba(config: TatoebaConfig, out: str | Path | None = None) -> Path:
         run.failed(f"{type(e).__name__}: {e}")
         raise
     return run.path
+
+
+BAND_METRICS = ("acc_cosine_xx2en", "acc_cosine_en2xx", "acc_cosine")
+
+
+def _mean_over(scores: dict[str, dict], keys) -> dict:
+    """Mean of each key over the languages that have a value for it (None when none has)."""
+    out = {}
+    for k in keys:
+        vals = [s[k] for s in scores.values() if s.get(k) is not None]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def overlap_results(tests: dict[str, ParallelSet], emb: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                    k: int, gpu: int | None = None) -> dict:
+    """``overlap``, ``bands`` and ``subsets`` of a Tatoeba result from the test texts and the headline
+    embeddings ``emb[lang] = (xx, en)``.
+
+    - ``overlap``: the definition, and per language the mean/median overlap and the share per band;
+    - ``bands[band]``: ``scores[lang]`` = cosine top-1 accuracy (:data:`BAND_METRICS`) of the queries
+      whose pair is in the band, retrieving among all test sentences, with ``n``; ``mean`` over the
+      languages with pairs in the band (``n``: their sum);
+    - ``subsets["low-overlap"]``: the low band as its own set (``scores[lang]`` with every field of
+      :func:`metaxlm.eval.retrieval.compute_tatoeba`, ``mean``); a language with fewer than 2 low pairs
+      is left out and listed in ``too_few``.
+    """
+    summary, per_band, low_scores, too_few = {}, {name: {} for name, _, _ in O.BANDS}, {}, []
+    for lang, s in tests.items():
+        ov = O.compute_overlaps(s.xx, s.en)
+        bands = O.compute_bands(ov)
+        summary[lang] = O.compute_overlap_summary(ov)
+        x, y = (R.l2_normalize(a) for a in emb[lang])
+        if gpu is None:
+            _, x2y, _, y2x = R.knn_both(x, y, 1, 1, normalized=True)
+        else:
+            x2y, y2x = R.knn(x, y, 1, normalized=True, gpu=gpu)[1], R.knn(y, x, 1, normalized=True, gpu=gpu)[1]
+        idx = np.arange(len(x))
+        hx, he = (x2y[:, 0] == idx).astype(float), (y2x[:, 0] == idx).astype(float)
+        means = O.compute_band_means({"acc_cosine_xx2en": hx, "acc_cosine_en2xx": he, "acc_cosine": (hx + he) / 2},
+                                     bands)
+        for name in per_band:
+            per_band[name][lang] = means[name]
+        low = np.flatnonzero(np.asarray(bands) == "low")
+        if len(low) < 2:
+            too_few.append(lang)
+            continue
+        low_scores[lang] = R.compute_tatoeba(x[low], y[low], k=k, x_texts=[s.xx[i] for i in low],
+                                             y_texts=[s.en[i] for i in low], gpu=gpu)
+    bands_out = {}
+    for name, by_lang in per_band.items():
+        have = {lang: v for lang, v in by_lang.items() if v["n"]}
+        bands_out[name] = {"scores": by_lang,
+                           "mean": {**_mean_over(have, BAND_METRICS), "n": sum(v["n"] for v in by_lang.values())}}
+    low_keys = list(next(iter(low_scores.values()))) if low_scores else []
+    return {
+        "overlap": {"definition": O.DEFINITION, "bands": {name: [lo, hi if hi != float("inf") else None]
+                                                          for name, lo, hi in O.BANDS},
+                    "scores": summary},
+        "bands": bands_out,
+        "subsets": {O.LOW: {"languages": list(low_scores), "scores": low_scores,
+                            "mean": _mean_over(low_scores, low_keys), "too_few": too_few}},
+    }
 
 
 def plot_sweep(path: Path, sweep: dict, headline: dict, *, ylabel: str, title: str,

@@ -1,13 +1,15 @@
-"""Zero-shot transfer: fine-tune on English, select on English dev, score every language.
+"""Zero-shot transfer: train on English, select on English dev, score every language.
 
 ``run_transfer(TransferConfig(task="topic", model="runs/meta"))`` writes a run directory (kind
 ``eval``) with ``results/<task>.json`` (docs/results.md, ``kind: "transfer"``) and prints a table:
 languages as rows, score ± std and 95% interval over seeds, transfer gap, paired gap, majority class.
 
 Models and controls share one path: a *predictor* (``fit(train, dev, seed, dev_score)`` then
-``predict(examples)``) — :class:`~metaxlm.eval.finetune.FineTuner` for encoders,
-:mod:`metaxlm.eval.controls` for ``majority`` / ``lexical`` — whose predictions are scored,
-aggregated and written by the code below.
+``predict(examples)``) — :class:`~metaxlm.eval.finetune.FineTuner` for encoders (``protocol``
+``finetune``), :class:`~metaxlm.eval.linprobe.LinearProbe` (``probe``: frozen encoder, linear
+classifier per layer), :mod:`metaxlm.eval.controls` for ``majority`` / ``lexical`` — whose
+predictions are scored, aggregated, recorded per test item (``items``, for paired statistics) and
+written by the code below.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ from metaxlm.errors import UserError
 from metaxlm.eval import scores as S
 from metaxlm.eval.controls import CONTROLS, control_ref, make_control
 from metaxlm.eval.finetune import FineTuner, FinetuneParams
+from metaxlm.eval.linprobe import PROBE_C, LinearProbe, aggregate_probe
 from metaxlm.eval.formats import TaskData, load_task
 from metaxlm.eval.tasks import TaskSpec, get_task
 from metaxlm.models import resolve_model
 from metaxlm.paths import check_output
+from metaxlm.config import to_dict
 from metaxlm.stats import summarize
+from metaxlm.trackers import check_tracker, open_tracker
 
 _DEF = FinetuneParams()
+PROTOCOLS = ("finetune", "probe")
+LR_SEARCH = ("first", "every")
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,15 @@ class TransferConfig:
     seeds: int = 3
     seed: int = 0  # first seed; seeds are seed, seed+1, ...
     train_size: Optional[int] = None  # fine-tune on this many English examples (a seeded sample)
-    lr: Optional[float] = None  # None: by encoder width (finetune.default_lr: 5e-4 up to hidden 256, …)
-    epochs: Optional[int] = None  # None: the task's default (topic 2), else FinetuneParams.epochs (3)
+    protocol: str = "finetune"  # finetune (encoder + head trained on English) | probe (frozen encoder, linear classifier)
+    lr: Optional[float] = None  # one learning rate, no search (exclusive with lr_grid)
+    lr_grid: Optional[tuple[float, ...]] = None  # None (and no lr): finetune.lr_grid_around(default_lr) per model
+    lr_search: str = _DEF.lr_search  # first: grid searched on the first seed, its lr reused | every: every seed
+    epochs: Optional[int] = None  # the most epochs; None: the task's default, else FinetuneParams.epochs
+    max_steps: int = _DEF.max_steps  # the most optimizer steps (0: epochs decide)
+    min_steps: int = _DEF.min_steps  # no early stop before this step
+    patience: int = _DEF.patience  # English-dev evaluations without improvement before stopping (0: never)
+    eval_every: int = _DEF.eval_every  # steps between English-dev evaluations (0: every epoch, ≤ 500 steps)
     batch_size: int = _DEF.batch_size
     max_length: Optional[int] = None  # None: the task's default (topic 64), else FinetuneParams.max_length (128)
     warmup_ratio: float = _DEF.warmup_ratio
@@ -58,11 +72,21 @@ class TransferConfig:
     train_eval_size: int = 1000  # English train items scored for the train-minus-test gap
     save_predictions: bool = False
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (metaxlm.devices)
+    tracker: str = "none"  # none | tensorboard | wandb: also log the English-dev curves (metaxlm.trackers)
 
     def __post_init__(self):
         check_device(self.device)
+        check_tracker(self.tracker, "tracker")
+        grid = self.lr_grid or ()
         checks = [
+            (self.protocol in PROTOCOLS, f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"),
             (self.seeds >= 1, "seeds must be at least 1"),
+            (self.lr is None or self.lr_grid is None, "give lr (one value) or lr_grid (a search), not both"),
+            (self.lr_search in LR_SEARCH, f"lr_search must be one of {', '.join(LR_SEARCH)}, got {self.lr_search!r}"),
+            (self.lr_grid is None or len(grid) >= 1, "lr_grid must hold at least one learning rate"),
+            (all(x > 0 and math.isfinite(x) for x in grid), f"lr_grid values must be finite numbers > 0, got {grid}"),
+            (min(self.max_steps, self.min_steps, self.patience, self.eval_every) >= 0,
+             "max_steps, min_steps, patience and eval_every must be >= 0"),
             (self.train_size is None or self.train_size >= 1, "train_size must be at least 1"),
             # written so that NaN fails (NaN compares false); build() refuses NaN/inf already
             (self.lr is None or (self.lr > 0 and math.isfinite(self.lr)),
@@ -84,7 +108,10 @@ class TransferConfig:
                        max_length=self.max_length or spec.max_length or _DEF.max_length)
 
     def params(self) -> FinetuneParams:
-        return FinetuneParams(lr=self.lr, epochs=self.epochs or _DEF.epochs, batch_size=self.batch_size,
+        return FinetuneParams(lr=self.lr, lr_grid=self.lr_grid, lr_search=self.lr_search,
+                              epochs=self.epochs or _DEF.epochs,
+                              max_steps=self.max_steps, min_steps=self.min_steps, patience=self.patience,
+                              eval_every=self.eval_every, batch_size=self.batch_size,
                               max_length=self.max_length or _DEF.max_length, warmup_ratio=self.warmup_ratio,
                               weight_decay=self.weight_decay, eval_batch_size=self.eval_batch_size)
 
@@ -110,6 +137,9 @@ def _make_predictor(config: TransferConfig, spec: TaskSpec, labels, device):
     if config.model in CONTROLS:
         return control_ref(config.model), make_control(config.model, spec, labels)
     ref = resolve_model(config.model, config.phase)
+    if config.protocol == "probe":
+        return ref, LinearProbe(ref, spec, labels, max_length=config.max_length or _DEF.max_length,
+                                batch_size=config.eval_batch_size, device=device)
     return ref, FineTuner(ref, spec, labels, config.params(), device=device)
 
 
@@ -126,10 +156,11 @@ def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show:
         raise UserError(f"--train-size {config.train_size} is larger than the English training set "
                         f"({len(data.train)} items)")
     ref, predictor = _make_predictor(config, spec, data.labels, device)
-    used = device_meta(predictor.device) if isinstance(predictor, FineTuner) else {"device": "cpu"}  # controls: CPU
+    used = device_meta(predictor.device) if hasattr(predictor, "device") else {"device": "cpu"}  # controls: CPU
     run = rundir.create(out or check_output(default_out(spec.name, ref.label)), config, kind="eval",
                         seed=config.seed, extra_meta={"task": spec.name, "model": ref.describe(), **used})
     try:
+        run.attach(open_tracker(config.tracker, run, config=to_dict(config)))
         result = evaluate(config, spec, data, ref, predictor, run)
         result["timing"] = {"seconds": time.time() - t0}
         result["versions"] = rundir.library_versions()
@@ -143,11 +174,18 @@ def run_transfer(config: TransferConfig, out: str | Path | None = None, *, show:
     return run.path
 
 
+def _runs(config: TransferConfig, data: TaskData) -> int:
+    """Fits to make: one per seed, except a probe on the whole training set (deterministic: one fit)."""
+    whole = config.train_size is None or config.train_size >= len(data.train)
+    return 1 if config.protocol == "probe" and config.model not in CONTROLS and whole else config.seeds
+
+
 def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predictor, run=None) -> dict:
     """Fit and score ``predictor`` for every seed; return the result payload (without timing)."""
     config = config.resolved(spec)
     labels = list(data.labels)
     metric = spec.metric
+    stat = S.item_stat(metric)
     train_gold = _gold(spec, data.train)
     golds = {lang: _gold(spec, exs) for lang, exs in data.test.items()}
     majority = {lang: S.majority_score(metric, train_gold, g, labels) for lang, g in golds.items()}
@@ -155,8 +193,11 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
     def dev_score(examples, pred) -> float:
         return S.compute_metrics([metric], _gold(spec, examples), pred, labels)[metric]
 
+    def test_score(lang, pred) -> float:
+        return S.compute_metrics([metric], golds[lang], pred, labels)[metric]
+
     per_seed, seed_gaps, pred_files = [], [], {}
-    for k in range(config.seeds):
+    for k in range(_runs(config, data)):
         seed = config.seed + k
         train = _subsample(data.train, config.train_size, seed)
         total = predictor.steps(len(train)) or None
@@ -166,13 +207,17 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
         t_pred = time.time()
         tr = _subsample(train, config.train_eval_size, seed)
         en_train = S.compute_metrics(spec.metrics, _gold(spec, tr), predictor.predict(tr), labels)
-        scores, collapsed, preds = {}, [], {}
+        scores, collapsed, preds, items = {}, [], {}, {}
         for lang, exs in data.test.items():
             pred = predictor.predict(exs)
             preds[lang] = pred
             scores[lang] = S.compute_metrics(spec.metrics, golds[lang], pred, labels)
+            items[lang] = S.compute_item_rows(stat, golds[lang], pred)
             if S.is_collapsed(scores[lang][metric], majority[lang], pred):
                 collapsed.append(lang)
+        record = dict(getattr(predictor, "fit_record", None) or {})
+        if "probe" in record:
+            record["probe"] = {**record["probe"], "curves": predictor.layer_curves(data.test, test_score)}
         t_done = time.time()
         paired = _paired(spec, data, golds, preds, labels) if spec.translated else {}
         g = S.seed_gaps({lang: s[metric] for lang, s in scores.items()}, en_train[metric],
@@ -182,9 +227,13 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
             "seed": seed, "best_epoch": predictor.best_epoch, "scores": scores, "en_train": en_train,
             "collapsed": collapsed, "train_size": len(train),
             "dev_history": list(getattr(predictor, "dev_history", []) or []),
+            **record,
             "paired_n": {lang: n for lang, (_, _, n) in paired.items()} if paired else {},
+            "items": items,
             "seconds": {"fit": t_pred - t_fit, "predict": t_done - t_pred},
         })
+        if run is not None:
+            _log_seed(run, seed, per_seed[-1], metric)
         if config.save_predictions and run is not None:
             pred_files[str(seed)] = _save_predictions(run, spec, data, seed, preds)
         predictor.release()
@@ -193,15 +242,11 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
     agg = {lang: {m: summarize([s["scores"][lang][m] for s in per_seed]) for m in spec.metrics} for lang in langs}
     result = {
         "kind": "transfer",
+        "protocol": config.protocol,
         "task": {"name": spec.name, "metric": metric, "metrics": list(spec.metrics), "labels": labels,
-                 "data_dir": data.data_dir, "data_hash": data.data_hash()},
+                 "item_stat": stat, "data_dir": data.data_dir, "data_hash": data.data_hash()},
         "model": ref.describe(),
-        "config": {"lr": getattr(predictor, "lr", config.lr), "epochs": config.epochs, "batch_size": config.batch_size,
-                   "max_length": getattr(predictor, "max_length", config.max_length),
-                   "warmup_ratio": config.warmup_ratio, "train_size": config.train_size,
-                   "seeds": [config.seed + k for k in range(config.seeds)],
-                   "weight_decay": config.weight_decay, "eval_batch_size": config.eval_batch_size,
-                   "train_eval_size": config.train_eval_size, "requested_max_length": config.max_length},
+        "config": _result_config(config, predictor, per_seed),
         "languages": langs,
         "sizes": {"train": len(data.train), "dev": len(data.dev), "test": {lang: len(v) for lang, v in data.test.items()}},
         "per_seed": per_seed,
@@ -210,12 +255,42 @@ def evaluate(config: TransferConfig, spec: TaskSpec, data: TaskData, ref, predic
         "collapsed": {lang: [s["seed"] for s in per_seed if lang in s["collapsed"]] for lang in langs
                       if any(lang in s["collapsed"] for s in per_seed)},
         "gaps": S.aggregate_gaps(seed_gaps),
+        "item_ids": {lang: [ex.id for ex in exs] for lang, exs in data.test.items()},
     }
+    if all("probe" in s for s in per_seed):
+        result["probe"] = aggregate_probe([s["probe"] for s in per_seed])
     if getattr(predictor, "C", None) is not None:
         result["config"]["lexical_C"] = predictor.C
     if pred_files:
         result["predictions"] = pred_files
     return result
+
+
+def _result_config(config: TransferConfig, predictor, per_seed: list[dict]) -> dict:
+    common = {"train_size": config.train_size, "seeds": [s["seed"] for s in per_seed],
+              "max_length": getattr(predictor, "max_length", config.max_length),
+              "requested_max_length": config.max_length, "eval_batch_size": config.eval_batch_size,
+              "train_eval_size": config.train_eval_size}
+    if isinstance(predictor, LinearProbe):
+        return {**common, "Cs": list(PROBE_C), "poolings": list(predictor.poolings),
+                "layers": list(predictor.layers)}
+    lrs = sorted({s["lr"] for s in per_seed if s.get("lr") is not None})
+    return {**common, "lr": lrs[0] if len(lrs) == 1 else None,  # the chosen lr when every seed chose it
+            "lr_grid": list(getattr(predictor, "lr_grid", ()) or []) or None, "lr_search": config.lr_search,
+            "epochs": config.epochs, "max_steps": config.max_steps, "min_steps": config.min_steps,
+            "patience": config.patience, "eval_every": config.eval_every, "batch_size": config.batch_size,
+            "warmup_ratio": config.warmup_ratio, "weight_decay": config.weight_decay}
+
+
+def _log_seed(run, seed: int, rec: dict, metric: str) -> None:
+    """metrics.jsonl (and the tracker, if any): the seed's English-dev curve, then its scores."""
+    kind = f"finetune-seed{seed}"
+    for h in rec.get("dev_history") or []:
+        if isinstance(h, dict) and "step" in h:
+            run.log({"type": kind, "step": h["step"], "dev": h.get("dev"), "epoch": h.get("epoch")})
+    run.log({"type": f"scores-seed{seed}", "step": int(rec.get("best_step") or 0),
+             "en_train": rec["en_train"].get(metric),
+             "test": {lang: s.get(metric) for lang, s in rec["scores"].items()}})
 
 
 def _paired(spec, data: TaskData, golds, preds, labels) -> dict[str, tuple[float, float, int]]:
@@ -298,9 +373,15 @@ def print_table(result: dict, console=None) -> None:
     console.print(t)
     tmt = gaps["train_minus_test"]
     if tmt["n"]:
-        console.print(f"English train − test ({metric}): {tmt['mean']:+.3f} ± {tmt['std']:.3f}"
-                      + (f"   best epochs: {[s['best_epoch'] for s in result['per_seed']]}"
-                         if result["per_seed"][0]["best_epoch"] is not None else ""))
+        console.print(f"English train − test ({metric}): {tmt['mean']:+.3f} ± {tmt['std']:.3f}")
+    ps = result["per_seed"]
+    if ps and ps[0].get("best_step") is not None:
+        console.print("fine-tuning (lr, best step / stopped at / budget): " + "; ".join(
+            f"{s['lr']:g}, {s['best_step']}/{s['stop_step']}/{s['max_steps']}" for s in ps))
+    if result.get("probe"):
+        pr = result["probe"]
+        console.print(f"probe: layer {pr['layer']} ({pr['pooling']} pooling, C={pr['C']:g}), chosen on English dev "
+                      f"{', '.join(f'{x:.3f}' for x in pr['curve']['dev'])} over layers {pr['curve']['layers']}")
     if result["collapsed"]:
         console.print("[yellow]warning:[/] runs at the majority-class level are flagged above; "
                       "their scores are in the means — see per_seed in the result file")

@@ -1,5 +1,9 @@
 """``metaxlm probe align``: how aligned are languages inside an encoder, layer by layer?
 
+A model is a path (run, checkpoint, HF directory, hub id) or, from Python, any object with
+``encode(sentences) -> array`` (:class:`metaxlm.encode.Encoder`: one layer, its output, pooling
+``"encoder"``); ``prefix`` goes before every sentence (e5-style ``"query: "``).
+
 One model (``AlignConfig(models=("runs/meta",))``): on parallel sentences, for every layer and every
 target language, linear CKA between the English and the translated sentence embeddings
 (:mod:`metaxlm.probe.cka`) and top-1 cosine retrieval accuracy xx→en
@@ -29,7 +33,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -37,7 +41,8 @@ from metaxlm import progress, rundir
 from metaxlm.devices import check_device, device_meta, resolve_device
 from metaxlm.errors import UserError
 from metaxlm.eval.retrieval import faiss_backend, faiss_gpu, knn
-from metaxlm.models import ModelRef, load_tokenizer, resolve_model
+from metaxlm.encode import Encoder, as_model, check_loadable
+from metaxlm.models import ModelRef
 from metaxlm.paths import check_output, default_benchmark_dir
 from metaxlm.probe import cka as C
 
@@ -46,12 +51,12 @@ from metaxlm.probe import cka as C
 class AlignConfig:
     """Everything one alignment probe depends on (written to the run's config.yaml)."""
 
-    models: tuple[str, ...]  # one model, or two for the layer × layer comparison
+    models: tuple[Any, ...]  # one model, or two for the layer × layer comparison: paths, or encode() objects
     data: tuple[str, ...] = ()  # benchmark directories: none = the default benchmark; one per model allowed
     pairs: tuple[str, ...] = ()  # "LANG=EN_FILE,XX_FILE" line-aligned files (replace the benchmark)
     languages: tuple[str, ...] = ()  # target languages to probe; empty = all in the inputs
     layers: tuple[int, ...] = ()  # layers to probe (0 = embeddings); empty = all
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: str = "mean"  # mean | cls ("encoder" when every model is an encode() object)
     debiased: bool = False  # unbiased-HSIC CKA (needs ≥ 4 sentences)
     max_sentences: Optional[int] = None  # use the first N sentences of every language
     bootstrap: int = 1000  # resamples for the 95% intervals (single model)
@@ -59,9 +64,17 @@ class AlignConfig:
     batch_size: int = 64
     max_length: int = 128
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda | cuda:N (metaxlm.devices)
+    prefix: str = ""  # put before every sentence (e5-style "query: ")
 
     def __post_init__(self):
+        from metaxlm.encode import OBJECT_POOLING, POOLINGS, adopt_model
+
         check_device(self.device)
+        adopt_model(self, "models")  # encode() objects: wrapped, so config.yaml describes them
+        if self.models and all(isinstance(m, Encoder) for m in self.models):
+            object.__setattr__(self, "pooling", OBJECT_POOLING)
+        elif self.pooling not in POOLINGS:
+            raise UserError(f"unknown pooling {self.pooling!r}; choose from {', '.join(POOLINGS)}")
         checks = [
             (1 <= len(self.models) <= 2, f"give one or two models (--model), got {len(self.models)}"),
             (len(self.data) <= len(self.models),
@@ -199,7 +212,7 @@ def default_out(labels: list[str]) -> Path:
     return Path("runs") / f"probe-align-{safe}-{stamp}"
 
 
-def _resolve_layers(ref: ModelRef, wanted: tuple[int, ...]) -> list[int]:
+def _resolve_layers(ref: ModelRef | Encoder, wanted: tuple[int, ...]) -> list[int]:
     from metaxlm.encode import check_layer, num_layers
 
     for layer in wanted:
@@ -210,7 +223,7 @@ def _resolve_layers(ref: ModelRef, wanted: tuple[int, ...]) -> list[int]:
 class _Embedded:
     """One model's embeddings of every distinct input sentence, encoded once: ``(layers, N, d)``."""
 
-    def __init__(self, cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], device):
+    def __init__(self, cfg: AlignConfig, ref: ModelRef | Encoder, inp: Inputs, layers: list[int], device):
         from metaxlm.encode import encode_layers
 
         self.index: dict[str, int] = {}
@@ -219,7 +232,7 @@ class _Embedded:
                 self.index.setdefault(s, len(self.index))
         self.emb = encode_layers(ref, list(self.index), poolings=(cfg.pooling,), batch_size=cfg.batch_size,
                                  max_length=cfg.max_length, device=device, desc=f"encode {ref.label}",
-                                 layers=layers)[cfg.pooling]
+                                 layers=layers, prefix=cfg.prefix)[cfg.pooling]
 
     def __call__(self, sentences: list[str]) -> np.ndarray:
         return self.emb[:, [self.index[s] for s in sentences]]
@@ -245,7 +258,7 @@ def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
     if out is not None:
         out = check_output(out, "run directory")
     device = resolve_device(config.device)
-    refs = [resolve_model(m) for m in config.models]
+    refs = [as_model(m) for m in config.models]
     layers = [_resolve_layers(r, config.layers) for r in refs]
     inputs = [load_inputs(config, config.data[0] if config.data else None)]
     if len(refs) == 2:
@@ -253,7 +266,7 @@ def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
         _check_same_inputs(inputs[0], inputs[1], refs)
     labels = _labels(refs)
     for r in refs:
-        load_tokenizer(r)  # a broken tokenizer is refused before the run directory exists
+        check_loadable(r)  # a broken tokenizer is refused before the run directory exists
     run = rundir.create(out or check_output(default_out(labels)), config, kind="probe", seed=config.seed,
                         extra_meta={"command": "probe align", "models": [r.describe() for r in refs],
                                     **device_meta(device)})
@@ -281,14 +294,14 @@ def run_align(config: AlignConfig, out: str | Path | None = None) -> Path:
     return run.path
 
 
-def _labels(refs: list[ModelRef]) -> list[str]:
+def _labels(refs: list[ModelRef | Encoder]) -> list[str]:
     labels = [r.label or r.spec for r in refs]
     if len(labels) == 2 and labels[0] == labels[1]:
         labels = [f"A:{labels[0]}", f"B:{labels[1]}"]
     return labels
 
 
-def _check_same_inputs(a: Inputs, b: Inputs, refs: list[ModelRef]) -> None:
+def _check_same_inputs(a: Inputs, b: Inputs, refs: list[ModelRef | Encoder]) -> None:
     la, lb = list(a.sentences), list(b.sentences)
     if sorted(la) != sorted(lb):
         raise UserError(f"mismatched languages between the two models' inputs: {refs[0].label} has "
@@ -306,7 +319,7 @@ def _config_info(cfg: AlignConfig, inp: Inputs) -> dict:
             "bootstrap": cfg.bootstrap, "seed": cfg.seed}
 
 
-def _single(cfg: AlignConfig, ref: ModelRef, inp: Inputs, layers: list[int], emb: _Embedded,
+def _single(cfg: AlignConfig, ref: ModelRef | Encoder, inp: Inputs, layers: list[int], emb: _Embedded,
             gpu: int | None = None) -> dict:
     langs = list(inp.sentences)
     cka_out: dict[str, dict] = {}

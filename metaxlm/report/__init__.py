@@ -1,6 +1,9 @@
 """``metaxlm report``: read recorded results and write one self-contained HTML report plus a
-Markdown twin (PNGs beside it). Reports never recompute a metric; see :mod:`.verdict` for the only
-arithmetic (aggregating per-seed recorded numbers into a delta with a 95% interval).
+Markdown twin (PNGs beside it), both rendered from one document (:mod:`.sections` builds it,
+:mod:`.render` renders it with the jinja2 templates in ``templates/``). Reports never recompute a
+model's metric; see :mod:`.verdict` for the only arithmetic (deltas with a 95% interval: Welch over
+recorded per-seed numbers, or the paired bootstrap of :mod:`.paired`, which recomputes the metric on
+resamples of recorded per-item outcomes).
 
 A report never overwrites a file it did not write: every HTML and Markdown report carries
 :data:`MARKER` at its top, and an existing file at either output path is replaced only when it is a
@@ -85,30 +88,35 @@ def _check_figures(out: Path, md_path: Path, fig_dir: Path, names: list[str]) ->
                           f"{md_path if md_path.exists() else out}")
 
 
-def build_report(run_dirs: list[Path], out: Path, title: str = "metaxlm comparison report") -> tuple[Path, Path]:
+def build_report(run_dirs: list[Path], out: Path, title: str = "metaxlm comparison report", *,
+                 resamples: int = 2000, seed: int = 0) -> tuple[Path, Path]:
     """Read every result under ``run_dirs``; write ``out`` (HTML) and ``out`` with ``.md`` (Markdown,
-    figures in ``<stem>_files/``). Returns ``(html_path, markdown_path)``.
+    figures in ``<stem>_files/``). Returns ``(html_path, markdown_path)``. ``resamples`` and ``seed``: the
+    paired bootstrap of transfer deltas (:mod:`metaxlm.report.paired`); same seed, same report.
 
     An existing file at either path (or a figure PNG) is replaced only when it is a metaxlm report
     (:func:`is_report`); anything else is a UserError and nothing is written."""
-    from metaxlm.report import html, markdown, plots
+    from metaxlm.report import plots, render
     from metaxlm.report.collect import collect
+    from metaxlm.report.sections import build_document
     from metaxlm.report.summary import build_summary
     from metaxlm.rundir import atomic_write_bytes, atomic_write_text
 
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or not 100 <= resamples <= 1_000_000:
+        raise UserError(f"--resamples {resamples}: give a whole number of bootstrap resamples from 100 to 1000000 "
+                        "(default 2000)")
     out, md_path, fig_dir = check_outputs(out)  # before reading anything: refuse early
     col = collect(run_dirs)
-    summary = build_summary(col, title=title)
+    summary = build_summary(col, title=title, resamples=resamples, seed=seed)
     figures = plots.all_figures(col)
-    html_text = html.render(summary, figures)
+    doc = build_document(summary, figures, {f.name: f"{fig_dir.name}/{f.name}.png" for f in figures})
+    html_text, md_text = render.html(doc), render.markdown(doc)
     check_outputs(out)  # again, right before writing: the files may have appeared meanwhile
     _check_figures(out, md_path, fig_dir, [f.name for f in figures])
-    fig_paths = {}
     for f in figures:
         atomic_write_bytes(fig_dir / f"{f.name}.png", f.png)
-        fig_paths[f.name] = f"{fig_dir.name}/{f.name}.png"
     atomic_write_text(out, html_text)
-    atomic_write_text(md_path, markdown.render(summary, figures, fig_paths))
+    atomic_write_text(md_path, md_text)
     return out, md_path
 
 

@@ -1,16 +1,21 @@
 """Gather recorded results for a report: read, never compute.
 
 :func:`collect` walks the given run or comparison directories, reads every ``meta.json``,
-``config.yaml``, ``metrics.jsonl`` and ``results/*.json`` (docs/results.md), and groups results by
-model. A model's regime and pretraining seed come from its training run (``model.run_dir`` →
-``meta.json``, else that run's ``results/pretrain.json``). Controls are ``model.source == "control"``
-(``majority`` / ``lexical``) or regime ``none``.
+``config.yaml``, ``metrics.jsonl`` and ``results/*.json`` (docs/results.md; each result through its
+schema, :mod:`metaxlm.results`: a file that does not fit is skipped with one line naming the file and
+the field), and groups results by model. A model's regime and pretraining seed come from its training
+run (``model.run_dir`` → ``meta.json``, else that run's ``results/pretrain.json``). Controls are
+``model.source == "control"`` (``majority`` / ``lexical``) or regime ``none``.
 
 Models are keyed by a *variant* (``single``, ``meta``, ``en-only``, ``none``, ``majority``,
 ``lexical``, a hub/local model's label, or ``REGIME@PHASE`` for a non-final checkpoint) and a seed.
 Checkpoints named ``tokens-N`` (``metaxlm train --checkpoint-points``) are intermediate points of a
 pretraining curve: they are kept apart, under :attr:`Collection.curves`. Phase-end checkpoints
 (``meta@english``) are models of their own.
+
+A transfer result's name is its task, with ``-probe`` appended for the frozen-encoder probe protocol
+(``"protocol": "probe"``; results without ``protocol`` are fine-tuning): ``topic`` and ``topic-probe``
+are reported side by side as two tasks.
 """
 
 from __future__ import annotations
@@ -99,8 +104,27 @@ class Collection:
         return sorted({e.name for e in self.entries + self.curves})
 
     def transfer_tasks(self) -> list[str]:
-        tasks = sorted({e.name for e in self.entries + self.curves if e.kind == "transfer"})
-        return sorted(tasks, key=lambda t: (t != "topic", t))
+        tasks = {e.name for e in self.entries + self.curves if e.kind == "transfer"}
+        return sorted(tasks, key=lambda t: (base_task(t) != "topic", base_task(t), t != base_task(t)))
+
+
+PROBE_SUFFIX = "-probe"
+
+
+def result_name(payload: dict) -> str:
+    """A transfer result's name: its task (``topic``), ``topic-probe`` for the probe protocol."""
+    name = str((payload.get("task") or {}).get("name") or "")
+    return name + PROBE_SUFFIX if name and payload.get("protocol") == "probe" else name
+
+
+def base_task(name: str) -> str:
+    """``topic-probe`` → ``topic``; any other name unchanged."""
+    return name[: -len(PROBE_SUFFIX)] if name.endswith(PROBE_SUFFIX) else name
+
+
+def task_title(name: str) -> str:
+    """How a transfer result name is shown: ``topic-probe`` → ``topic (frozen-encoder probe)``."""
+    return f"{base_task(name)} (frozen-encoder probe)" if name.endswith(PROBE_SUFFIX) else name
 
 
 def _read_json(path: Path, problems: list[str]) -> dict | None:
@@ -115,22 +139,25 @@ def _read_json(path: Path, problems: list[str]) -> dict | None:
     return data
 
 
-def _schema_ok(path: Path, data: dict, problems: list[str]) -> bool:
-    """A result written by a newer metaxlm (``schema_version`` above the one this version writes) is
-    refused: its fields may mean something else. Older versions (and files without one) load."""
-    from metaxlm.rundir import SCHEMA_VERSION
+def _read_result(path: Path, problems: list[str]) -> dict | None:
+    """A result file through its schema (:func:`metaxlm.results.load_result`), as the dict it was
+    read from, or None with one line in ``problems`` naming the file and the field. A result written by
+    a newer metaxlm (``schema_version`` above the one this version writes) is refused: its fields may
+    mean something else. Older versions (and files without one) are upgraded and load."""
+    from metaxlm.results import FIX, SchemaVersionError, load_result
 
-    version = data.get("schema_version")
-    if version is None or (isinstance(version, int) and not isinstance(version, bool) and version <= SCHEMA_VERSION):
-        return True
-    if isinstance(version, int) and not isinstance(version, bool):
-        line = (f"{path}: schema_version {version} is newer than this metaxlm reads ({SCHEMA_VERSION}); skipped "
-                "(upgrade metaxlm to report it)")
-    else:
-        line = f"{path}: schema_version {version!r} is not a version number; skipped"
+    try:
+        return load_result(path).payload()
+    except SchemaVersionError as e:
+        if isinstance(e.found, int) and not isinstance(e.found, bool) and e.found > e.supported:
+            line = f"{e.where}: {e.reason}; skipped (upgrade metaxlm to report it)"
+        else:
+            line = f"{e.where}: {e.reason}; skipped"
+    except UserError as e:
+        line = str(e)
+        line = (line[: -len(FIX)] + f"skipped ({FIX})") if line.endswith(f"; {FIX}") else f"{line}; skipped"
     problems.append(line)
-    print(f"warning: {line}", file=sys.stderr)
-    return False
+    return None
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -156,8 +183,8 @@ def _read_run(path: Path, problems: list[str]) -> Run:
     rdir = path / "results"
     if rdir.is_dir():
         for p in sorted(rdir.glob("*.json")):
-            data = _read_json(p, problems)
-            if data is not None and _schema_ok(p, data, problems):
+            data = _read_result(p, problems)
+            if data is not None:
                 results[p.stem] = data
     cfg = path / "config.yaml"
     try:
@@ -257,7 +284,8 @@ def _attribute(model: dict, runs: list[Run], by_path: dict[Path, Run], problems:
 
 def collect(paths: Iterable[str | Path]) -> Collection:
     """Read every run below ``paths``. A path that does not exist is a UserError; a file that cannot
-    be read is skipped and listed in :attr:`Collection.problems`."""
+    be read, or a result that does not fit its schema, is skipped, listed in :attr:`Collection.problems`
+    and warned about on stderr."""
     roots = [Path(p) for p in paths]
     if not roots:
         raise UserError("give at least one run or comparison directory")
@@ -278,6 +306,8 @@ def collect(paths: Iterable[str | Path]) -> Collection:
             raise UserError(f"no usable results under {', '.join(map(str, roots))}: {col.problems[0]}")
         raise UserError(f"no results/*.json found under {', '.join(map(str, roots))}: "
                         "give the directories written by metaxlm compare / eval / probe")
+    for line in col.problems:  # every file skipped while reading: one warning each (the report lists them)
+        print(f"warning: {line}", file=sys.stderr)
     # The comparison a root belongs to (``metaxlm compare`` passes CMP/train, CMP/eval, CMP/probe):
     # its meta.json/config.yaml and steps.json are provenance.
     for root in roots:
@@ -301,9 +331,10 @@ def collect(paths: Iterable[str | Path]) -> Collection:
                 col.pairs.append(Entry("pair", None, None, kind, name, payload, run, None, False))
                 continue
             if kind not in ("transfer", "tatoeba", "bucc", "align"):
-                col.problems.append(f"{run.path / 'results' / (name + '.json')}: unknown kind {kind!r}; skipped")
+                col.problems.append(f"{run.path / 'results' / (name + '.json')}: kind {kind!r} is not reported; "
+                                    "skipped")
                 continue
-            rname = str((payload.get("task") or {}).get("name") or name) if kind == "transfer" else kind
+            rname = (result_name(payload) or name) if kind == "transfer" else kind
             variant, seed, tokens, train, is_control = _attribute(payload.get("model") or {}, col.runs, by_path,
                                                                   col.problems)
             entry = Entry(variant, seed, tokens, kind, rname, payload, run, train, is_control)

@@ -249,6 +249,43 @@ def retrieval_by_layer(col: Collection) -> Figure | None:
                   "averaged over languages and seeds.", _png(fig))
 
 
+def probe_by_layer(col: Collection) -> Figure | None:
+    """The frozen-encoder probe's accuracy per layer (``probe.curve`` of ``TASK-probe`` results): English
+    dev (what chose the layer) and the mean over target languages on test, averaged over seeds."""
+    from metaxlm.report.collect import PROBE_SUFFIX, task_title
+
+    task = next((t for t in col.transfer_tasks() if t.endswith(PROBE_SUFFIX)), None)
+    if task is None:
+        return None
+    lines: dict[str, tuple[list, list, list]] = {}
+    for v in col.variants():
+        curves = [(e.payload.get("probe") or {}).get("curve") for e in col.find(v, task)]
+        curves = [c for c in curves if isinstance(c, dict) and c.get("layers") and c.get("dev")]
+        if not curves:
+            continue
+        layers = curves[0]["layers"]
+        dev = [_mean([c["dev"][i] for c in curves]) for i in range(len(layers))]
+        tgt = [_mean([_mean([ys[i] for lg, ys in (c.get("test") or {}).items() if lg != "en"]) for c in curves])
+               for i in range(len(layers))]
+        lines[v] = (layers, dev, tgt)
+    if not lines:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11.5, 3.6), squeeze=False)
+    variants = col.variants()
+    for ax, k, title in ((axes[0][0], 1, "English dev (chooses the layer)"),
+                         (axes[0][1], 2, "target languages, test (mean)")):
+        for v, line in lines.items():
+            ax.plot(line[0], _nan(line[k]), marker="o", ms=3, color=color(v, variants), label=v)
+        ax.set_title(f"{task_title(task)}: {title}")
+        ax.set_xlabel("layer (0 = embeddings)")
+        _int_ticks(ax)
+    axes[0][1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return Figure("probe-by-layer", "Frozen-encoder probe by layer",
+                  "Accuracy of the linear probe trained on English at each layer (its chosen pooling and C), as "
+                  "recorded, averaged over seeds; the headline uses the layer chosen on English dev.", _png(fig))
+
+
 # -- alignment ------------------------------------------------------------------------------------
 def cka_by_layer(col: Collection) -> Figure | None:
     variants = [v for v in col.variants() if col.find(v, "align")]
@@ -425,7 +462,7 @@ def curves(col: Collection) -> Figure | None:
 
 def all_figures(col: Collection) -> list[Figure]:
     figs = []
-    for f in (training_loss, validation_loss, gap_vs_english, retrieval_by_layer, cka_by_layer):
+    for f in (training_loss, validation_loss, gap_vs_english, probe_by_layer, retrieval_by_layer, cka_by_layer):
         fig = f(col)
         if fig is not None:
             figs.append(fig)

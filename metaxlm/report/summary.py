@@ -1,8 +1,10 @@
 """What a report says, independent of its format: tables, verdicts and sentences built from a
-:class:`~metaxlm.report.collect.Collection`. HTML and Markdown render the same :class:`Summary`.
+:class:`~metaxlm.report.collect.Collection`. The report document (:mod:`.sections`) is built from a
+:class:`Summary`.
 
 Everything here reads recorded numbers; the only arithmetic is aggregation of per-seed recorded
-values (means over seeds, the Welch interval of :mod:`metaxlm.report.verdict`).
+values (means over seeds, the Welch interval of :mod:`metaxlm.report.verdict`) and the paired
+bootstrap over recorded per-item outcomes (:mod:`metaxlm.report.paired`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metaxlm.report import paired as P
 from metaxlm.report import verdict as V
-from metaxlm.report.collect import CONTROL_LABELS, Collection, Entry
+from metaxlm.report.collect import CONTROL_LABELS, Collection, Entry, base_task, task_title
+
+RESAMPLES = 2000  # paired bootstrap resamples per report (seeded: the same report twice, the same numbers)
 
 NOT_RUN = V.NOT_RUN
 
@@ -25,6 +30,11 @@ class Row:
     verdict: V.RowVerdict
     chance: float | None
     ctx_notes: list[str] = field(default_factory=list)
+    paired: P.RowDraws | None = None  # per-item bootstrap draws (transfer rows with per-item records)
+
+    def delta(self, a: str, b: str) -> V.Delta:
+        """``b − a`` on this row, by the same method as its verdict."""
+        return V.compare(self.samples, a, b, self.metric.higher_is_better, self.paired)
 
 
 @dataclass
@@ -47,6 +57,7 @@ class Summary:
     comparisons: list[dict]  # each comparison directory: path, preset, status, wall_seconds, benchmark, seeds
     units: list[str]  # notes on which seeds the intervals are over
     has_curves: bool
+    statistics: list[str] = field(default_factory=list)  # how the intervals were computed, in sentences
 
 
 def _point(metric: V.Metric, e: Entry, ctx: dict):
@@ -91,8 +102,14 @@ def _tatoeba_label(col: Collection, label: str) -> str:
     return f"{label}; layer choice: {', '.join(parts)}"
 
 
+def _task_of(variant: str, name: str) -> str:
+    """Controls (majority, lexical) predict without an encoder: a probe row shows their fine-tuning-protocol
+    result of the same task."""
+    return base_task(name) if variant in CONTROL_LABELS else name
+
+
 def sample_for(col: Collection, variant: str, metric: V.Metric, tokens: int | None = None) -> V.Sample | None:
-    entries = col.find(variant, metric.name, tokens)
+    entries = col.find(variant, _task_of(variant, metric.name), tokens)
     return V.make_sample([_point(metric, e, _ctx_for(col, e)) for e in entries])
 
 
@@ -105,8 +122,9 @@ def chance_for(col: Collection, metric: V.Metric) -> float | None:
             labels = (e.payload.get("task") or {}).get("labels")
             if labels:
                 return 1.0 / len(labels)
-        if metric.key == "tatoeba.acc":
-            c = (e.payload.get("mean") or {}).get("chance")
+        if metric.key in ("tatoeba.acc", "tatoeba.acc_low"):
+            node = e.payload if metric.key == "tatoeba.acc" else (e.payload.get("subsets") or {}).get(V.LOW_OVERLAP) or {}
+            c = (node.get("mean") or {}).get("chance")
             if c is not None:
                 return float(c)
     return None
@@ -219,7 +237,12 @@ def _per_language(col: Collection, variants: list[str]) -> dict[str, dict]:
             cells[v] = cell
         if cells:
             langs = (["en"] if "en" in langs else []) + [x for x in langs if x != "en"]
-            out[task] = {"langs": langs, "metric": metric or "accuracy", "cells": cells, "collapsed": collapsed}
+            out[task] = {"langs": langs, "metric": metric or "accuracy", "cells": cells, "collapsed": collapsed,
+                         "title": task_title(task)}
+    if any(t != base_task(t) for t in out):  # both protocols: name the fine-tuning one too
+        for t, d in out.items():
+            if t == base_task(t):
+                d["title"] = f"{t} (fine-tuned)"
     return out
 
 
@@ -287,7 +310,7 @@ def _what_this_shows(rows: list[Row]) -> list[str]:
         elif v in (V.BETTER, V.WORSE):
             any_effect = True
             out.append(f"{title}: meta-pretraining is {v} than single-phase pretraining on {main.metric.label} "
-                       f"(meta − single {V.fmt_delta(d)}, 95% CI over seeds).")
+                       f"(meta − single {V.fmt_delta(d)}, 95% interval: {d.method}).")
         elif v == V.NO_DIFF:
             out.append(f"{title}: no significant difference between meta and single on {main.metric.label} "
                        f"(meta − single {V.fmt_delta(d)}).")
@@ -306,7 +329,7 @@ def _what_this_shows(rows: list[Row]) -> list[str]:
                    "sized to show the effect on every claim but has not been run on a GPU yet (README, "
                    "Calibration).")
     elif any_effect:
-        out.append("Differences marked better/worse have 95% intervals over seeds that exclude zero; "
+        out.append("Differences marked better/worse have 95% intervals (method under each table) that exclude zero; "
                    "\"no significant difference\" means the interval contains zero, not that the regimes are equal.")
     return out
 
@@ -367,7 +390,42 @@ def _comparisons(col: Collection) -> list[dict]:
     return out
 
 
-def build_summary(col: Collection, title: str = "metaxlm comparison report") -> Summary:
+def _task_draws(col: Collection, variants: list[str], tasks: list[str], resamples: int, seed: int) -> dict:
+    out = {}
+    for t in tasks:
+        payloads = {v: [e.payload for e in col.find(v, _task_of(v, t))] for v in variants}
+        payloads = {v: ps for v, ps in payloads.items() if ps}
+        out[t] = P.task_draws(t, payloads, resamples=resamples, seed=seed)
+    return out
+
+
+def _statistics(rows: list[Row], draws: dict, resamples: int, seed: int) -> list[str]:
+    paired = [r for r in rows if r.paired is not None and r.paired.draws]
+    out = []
+    if paired:
+        out.append(
+            f"Transfer rows: paired bootstrap over the recorded per-item outcomes ({resamples:,} resamples, seed "
+            f"{seed}). Each resample draws the test items of every language with replacement — the same items for "
+            "both models of a comparison — and, for each model independently, its pretraining seeds (when there are "
+            "several) and then the fine-tuning seeds of each drawn pretraining seed, all with replacement; the "
+            "metric (accuracy, Σcorrect/Σn or micro F1) is recomputed for every drawn run on the drawn items and "
+            "averaged like the recorded mean (over fine-tuning seeds, then pretraining seeds). A mean over target "
+            "languages resamples each language's items on their own and averages the per-language metrics. The "
+            "interval is the 2.5–97.5% percentile interval of the resampled differences; a verdict (better / "
+            "worse, beats / below control) needs it to exclude zero. The difference shown is the recorded one.")
+    fallback = sorted({f"{v} ({t})" for t, d in draws.items() for v, why in d.missing.items()
+                       if v not in CONTROL_LABELS or why != "no per-item records"})
+    if fallback:
+        out.append("Without per-item records on the same test items (" + ", ".join(fallback) + ") a comparison "
+                   "falls back to Welch's t-interval over seeds, and its method says so.")
+    out.append("Tatoeba, BUCC and CKA record no per-item outcomes: their rows use Welch's t-interval on the "
+               "difference of per-seed means (exact t quantiles, Welch–Satterthwaite degrees of freedom rounded "
+               "down); with one value per side there is no interval (\"not enough seeds\").")
+    return out
+
+
+def build_summary(col: Collection, title: str = "metaxlm comparison report", *, resamples: int = RESAMPLES,
+                  seed: int = 0) -> Summary:
     variants = col.variants()
     # variants with a pretraining curve only (tokens-N results, no end point) still show in tables
     pretrained = [v for v in variants if v not in CONTROL_LABELS and v != "none"]
@@ -380,11 +438,14 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
                 break
     rows: list[Row] = []
     units: set[str] = set()
-    for m in V.metrics_for(tasks, col.names(), metric_names):
+    draws = _task_draws(col, variants + [v for v in CONTROL_LABELS if v not in variants], tasks, resamples, seed)
+    low = V.has_low_overlap([e.payload for e in col.entries if e.name in ("tatoeba", "bucc")])
+    for m in V.metrics_for(tasks, col.names(), metric_names, low_overlap=low):
         if m.key == "tatoeba.acc":
             m = dataclasses.replace(m, label=_tatoeba_label(col, m.label))
         samples = {v: sample_for(col, v, m) for v in variants}
-        if "majority" not in {e.variant for e in col.entries if e.name == m.name} and m.claim != "alignment" \
+        if "majority" not in {e.variant for e in col.entries if e.name == _task_of("majority", m.name)} \
+                and m.claim != "alignment" \
                 and m.control_check:
             fb = _majority_fallback(col, m)
             if fb is not None:
@@ -392,17 +453,21 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
         for s in samples.values():
             if s is not None and s.n >= 2:
                 units.add(s.unit)
-        rows.append(Row(m, samples, V.row_verdict(samples, m.higher_is_better, m.control_check), chance_for(col, m)))
+        kind = m.key.rsplit(".", 1)[-1]
+        paired = P.row_draws(kind, draws[m.name]) if m.name in draws and kind in P.ROW_KINDS else None
+        rows.append(Row(m, samples, V.row_verdict(samples, m.higher_is_better, m.control_check, paired=paired),
+                        chance_for(col, m), paired=paired))
     all_variants = list(variants)
     if any("majority" in r.samples for r in rows) and "majority" not in all_variants:
         all_variants.append("majority")
     unit_notes = []
     if "pretraining seeds" in units:
-        unit_notes.append("Intervals are over pretraining seeds (each seed's value is its recorded mean over "
-                          "fine-tuning seeds).")
+        unit_notes.append("Cells and Welch intervals are over pretraining seeds (each seed's value is its recorded "
+                          "mean over fine-tuning seeds).")
     if "fine-tuning seeds" in units:
-        unit_notes.append("Where a regime has one pretraining seed, intervals are over its fine-tuning seeds "
-                          "only: they show fine-tuning noise, not pretraining noise.")
+        unit_notes.append("Where a regime has one pretraining seed, cells and Welch intervals are over its "
+                          "fine-tuning seeds only, and paired bootstrap intervals over its fine-tuning seeds and test "
+                          "items: they show fine-tuning and test-set noise, not pretraining noise.")
     per_lang = _per_language(col, list(variants))
     comparisons = _comparisons(col)
     shows = _budget_warnings(col) + _what_this_shows(rows) + _collapse_sentences(per_lang)
@@ -431,4 +496,5 @@ def build_summary(col: Collection, title: str = "metaxlm comparison report") -> 
                for cmp, steps in col.steps.items() if isinstance(steps, dict) for k, v in steps.items()],
         units=unit_notes,
         has_curves=bool(col.curves),
+        statistics=_statistics(rows, draws, resamples, seed),
     )

@@ -1,21 +1,13 @@
-"""The report's tables as plain strings (header + rows), shared by the HTML and Markdown renderers."""
+"""The report's tables as plain strings (header + rows, :class:`~metaxlm.report.document.Table`), built from a
+:class:`~metaxlm.report.summary.Summary` for the report document and the terminal headline."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from metaxlm.report import verdict as V
+from metaxlm.report.document import Table
 from metaxlm.report.summary import Row, Summary
 
 NA = "n/a"  # a control that does not apply to a metric (e.g. majority class for retrieval)
-
-
-@dataclass
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-    classes: list[list[str]] = field(default_factory=list)  # per-cell CSS classes (HTML only)
-    note: str = ""
 
 
 def cell(s: V.Sample | None, digits: int = 3) -> str:
@@ -53,15 +45,34 @@ def _control_text(row: Row, variants: list[str]) -> str:
     return "; ".join(parts) or V.NOT_RUN
 
 
+def methods_note(used: list[tuple[Row, V.Delta]]) -> str:
+    """"Intervals — GROUP rows: METHOD; …" for the (row, delta) pairs of one table (one method: just it)."""
+    by: dict[str, list[str]] = {}
+    for row, d in used:
+        if d.delta is None or not d.method:
+            continue
+        groups = by.setdefault(d.method, [])
+        g = row.metric.group or row.metric.label
+        if g not in groups:
+            groups.append(g)
+    if not by:
+        return ""
+    if len(by) == 1:
+        return f"Intervals: {next(iter(by))}."
+    return "Intervals — " + "; ".join(f"{', '.join(groups)}: {m}" for m, groups in by.items()) + "."
+
+
 def headline(s: Summary) -> Table:
     header = ["Claim", "Metric", "single", "meta", "meta − single (95% CI)", "Verdict", "vs `none` control"]
-    rows, classes = [], []
+    rows, classes, used = [], [], []
     for r in s.rows:
         rows.append([V.CLAIMS[r.metric.claim], r.metric.label, cell(r.samples.get("single")),
                      cell(r.samples.get("meta")), V.fmt_delta(r.verdict.comparison), r.verdict.verdict,
                      _control_text(r, ["single", "meta"])])
         classes.append(["", "", "num", "num", "num", _verdict_class(r.verdict.verdict), "small"])
-    return Table(header, rows, classes, note=f"Interval: {V.METHOD}.")
+        used += [(r, r.verdict.comparison)] + [(r, d) for _, d in r.verdict.controls.values()]
+    return Table(header, rows, classes, note=methods_note(used) + " Cells: mean ± half-width of the 95% t-interval "
+                 "over seeds (n = seeds).")
 
 
 def controls(s: Summary) -> Table:
@@ -88,10 +99,47 @@ def controls(s: Summary) -> Table:
         cls.append("num ctrl")
         rows.append(line)
         classes.append(cls)
+    used = [(r, d) for r in s.rows for _, d in r.verdict.controls.values()]
     return Table(header, rows, classes,
-                 note="Green: beats the `none` control with confidence (Welch 95% interval of model − none above "
+                 note="Green: beats the `none` control with confidence (the 95% interval of model − none lies above "
                       "zero); red: does not. Chance: 1/#labels (classification), 1/n (Tatoeba); for CKA the "
-                      "reference is the random-init `none` encoder.")
+                      "reference is the random-init `none` encoder. " + methods_note(used))
+
+
+def control_deltas(s: Summary) -> Table | None:
+    """Every pretrained model minus every control (``none``, majority, lexical) that applies to a row, with
+    the 95% interval and verdict (paired bootstrap where per-item outcomes are recorded). None when no
+    control was run."""
+    ctrl = [v for v in ("none", "majority", "lexical") if v in s.variants]
+    if not ctrl:
+        return None
+    header = ["Metric", "Model"] + [f"− {c}" for c in ctrl]
+    rows, classes, used = [], [], []
+    for r in s.rows:
+        if not r.metric.control_check:
+            continue
+        for v in s.pretrained:
+            if r.samples.get(v) is None:
+                continue
+            line, cls = [r.metric.label, v], ["", ""]
+            for c in ctrl:
+                if not _applies(c, r) or r.samples.get(c) is None:
+                    line.append(NA if not _applies(c, r) else V.NOT_RUN)
+                    cls.append("num")
+                    continue
+                d = r.delta(c, v)
+                used.append((r, d))
+                word = {V.BETTER: "beats", V.WORSE: "below"}.get(d.verdict, d.verdict)
+                line.append(f"{V.fmt_delta(d)}: {word}")
+                cls.append("num wrap " + ("beats" if d.verdict == V.BETTER else
+                                          "below" if d.verdict == V.WORSE else ""))
+            rows.append(line)
+            classes.append(cls)
+    if not rows:
+        return None
+    return Table(header, rows, classes,
+                 note="model − control; \"beats\" / \"below\": the 95% interval lies above / below zero. "
+                      + methods_note(used))
 
 
 def per_language(s: Summary, task: str) -> Table:
@@ -116,7 +164,8 @@ def per_language(s: Summary, task: str) -> Table:
     return Table(header, rows, classes,
                  note=f"Each cell: {d['metric']} on that language; gap = paired gap, the English score minus the "
                       "target-language score on the same (translated) test items, as recorded per fine-tuning seed "
-                      "(lower is better). ± is the 95% t-interval over seeds. \"collapsed k/n\": k of n fine-tuning "
+                      "(lower is better). ± is the half-width of the 95% t-interval over seeds (exact t quantile). "
+                      "\"collapsed k/n\": k of n fine-tuning "
                       "runs "
                       "scored at majority-class level on that language.")
 
@@ -177,12 +226,12 @@ def contrasts(s: Summary) -> Table | None:
     if len(pairs) < 2:
         return None
     header = ["Metric"] + [f"{b} − {a}" for b, a in pairs]
-    rows, classes = [], []
+    rows, classes, used = [], [], []
     for r in s.rows:
         line, cls = [r.metric.label], [""]
         for b, a in pairs:
-            sa, sb = r.samples.get(a), r.samples.get(b)
-            d = V.welch_delta(sa.values if sa else [], sb.values if sb else [], r.metric.higher_is_better)
+            d = r.delta(a, b)
+            used.append((r, d))
             line.append(V.NOT_RUN if d.delta is None else f"{V.fmt_delta(d)}: {d.verdict}")
             cls.append("num wrap " + _verdict_class(d.verdict))
         rows.append(line)
@@ -191,7 +240,7 @@ def contrasts(s: Summary) -> Table | None:
                  note="meta − en-only: both start on English; meta spends the rest of the budget on multilingual "
                       "data, en-only on more English — the contribution of the multilingual phase. "
                       "single − en-only: "
-                      "multilingual vs English data for the whole budget. Same Welch interval as the headline.")
+                      "multilingual vs English data for the whole budget. " + methods_note(used))
 
 
 def per_seed(s: Summary) -> Table:

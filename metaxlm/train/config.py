@@ -131,6 +131,8 @@ class TrainConfig:
     val_every: int = 200  # steps between validation passes (and at every phase end); 0 = phase ends only
     save_every: int = 100  # steps between full training states (RUN/state) for exact resume
     checkpoint_points: tuple[float, ...] = ()  # fractions of total_tokens: checkpoints tokens-<N>
+    # also log every metrics.jsonl record to RUN/tb/ (TensorBoard) or RUN/wandb/ (W&B); see metaxlm.trackers
+    tracker: Literal["none", "tensorboard", "wandb"] = "none"
     # -- sanity caps on the budget (checked before the first step; raise them if you mean it) -----
     max_epochs: float = 1000.0  # refuse a budget that repeats some language's corpus more often than this
     max_steps: int = 1_000_000_000  # refuse a budget of more optimizer steps than this

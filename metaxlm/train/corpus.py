@@ -240,14 +240,19 @@ class _NullHash:
         pass
 
 
-def _load_hf(src: HFSource):
+def import_datasets(what: str):
+    """The ``datasets`` package, quiet; a UserError naming ``what`` needs it and the pip command."""
     try:
         import datasets
     except ImportError:
-        raise UserError(f"corpus source {src}: Hugging Face sources need the datasets package "
-                        "(pip install 'metaxlm[hub]')") from None
+        raise UserError(f"{what} needs the `datasets` package: pip install 'metaxlm[hub]'") from None
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
+    return datasets
+
+
+def _load_hf(src: HFSource):
+    datasets = import_datasets(f"corpus source {src}: a Hugging Face source")
     local = Path(src.name)
     try:
         if local.is_dir() and ((local / "dataset_info.json").is_file() or (local / "dataset_dict.json").is_file()):

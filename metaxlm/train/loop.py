@@ -23,7 +23,7 @@ steps, or a phase plan that repeats some language's corpus more than ``max_epoch
 
 ``train(None, RUN, resume=True, resume_changes={...})`` continues an unfinished run and may change
 what does not change the run's identity (:data:`RESUME_CHANGEABLE`): ``lr`` (the new peak from the
-resume step on), ``device``, ``threads`` and ``total_tokens`` (only larger: a budget extension, see
+resume step on), ``device``, ``threads``, ``tracker`` and ``total_tokens`` (only larger: a budget extension, see
 :func:`metaxlm.train.regimes.extend_phases`). Every resume is recorded in ``meta.json``
 (``resumed``: time, step, changes) and a changed config is rewritten (atomically) to
 ``config.yaml``, so that a later resume continues the changed run exactly. Every other key is
@@ -47,7 +47,7 @@ from metaxlm.devices import autocast, device_meta, grad_scaler
 from metaxlm.errors import UserError
 from metaxlm.train import dist as _dist
 from metaxlm.train.batches import BatchMaker, MaskSpec, Streams
-from metaxlm.train.checkpoints import load_state, rng_state, save_checkpoint, save_state, set_rng_state
+from metaxlm.train.checkpoints import card_context, load_state, rng_state, save_checkpoint, save_state, set_rng_state
 from metaxlm.train.config import TrainConfig, load_train_config, with_updates
 from metaxlm.train.corpus import default_corpus_dir, parse_source, resolve_files
 from metaxlm.train.mlm import MaskedLoss, masked_lm_loss_sum
@@ -56,12 +56,13 @@ from metaxlm.train.regimes import Phase, extend_phases, lr_at, phase_at, phase_c
 from metaxlm.train.tokcache import describe as describe_tokens
 from metaxlm.train.tokcache import prepare_tokens, scan_with_bar
 from metaxlm.train.tokenizer import N_SPECIAL, load_tokenizer, save_tokenizer, train_tokenizer
+from metaxlm.trackers import check_tracker, open_tracker
 
 REPEAT_WARN = 4.0  # a phase that repeats a language's corpus more often than this is warned about
 RELEASE_EVERY = 5  # steps between releases of the token files' mapped pages (tokcache.LangTokens.release)
 
 # What `train --resume` may change, and why everything else is refused (TrainConfig key -> reason).
-RESUME_CHANGEABLE = ("lr", "total_tokens", "device", "threads")
+RESUME_CHANGEABLE = ("lr", "total_tokens", "device", "threads", "tracker")
 RESUME_FIXED = {
     "regime": "the regime is the run's list of phases",
     "phases": "the regime is the run's list of phases",
@@ -132,6 +133,7 @@ def prepare(config: TrainConfig, env: _dist.DistEnv | None = None, tokenizer_dir
     config = resolve_config(config)
     files = resolve_files(config.corpus, config.languages)
     _pick_device(config, env)  # --device cuda without a GPU: refused before anything is written
+    check_tracker(config.tracker, "--tracker")  # a missing package: refused before anything is written
     if config.batch_size % (world * config.grad_accum):
         raise UserError(f"batch_size {config.batch_size} (global) must be a multiple of processes × grad_accum "
                         f"= {world} × {config.grad_accum}")
@@ -316,8 +318,8 @@ def train(config: TrainConfig | dict | str | Path | None = None, out: str | Path
         env.close()
 
 
-def resume_refusal(key: str) -> str:
-    option = "--" + key.replace("_", "-")
+def resume_refusal(key: str, option: str | None = None) -> str:
+    option = option or "--" + key.replace("_", "-")
     why = RESUME_FIXED.get(key, "it is part of what the run is")
     return (f"--resume: drop {option}: it would change the run ({why}); only "
             f"{', '.join('--' + k.replace('_', '-') for k in RESUME_CHANGEABLE)} can change on resume; "
@@ -373,7 +375,7 @@ def resume_config(config: TrainConfig, changes: dict[str, Any], step: int,
                             + ("it trains no steps" if not phases else "every remaining phase sets its own lr in "
                                "config.yaml") + "), so --lr would change nothing")
         diff["lr"] = {"from": config.lr, "to": new.lr}
-    for key in ("device", "threads"):
+    for key in ("device", "threads", "tracker"):
         value = changes.get(key)
         if value is not None and value != getattr(config, key):
             new = with_updates(new, **{key: value})
@@ -575,6 +577,12 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
         _truncate_metrics(run, -1)
         if run.checkpoints_dir.exists():
             shutil.rmtree(run.checkpoints_dir)
+    card = None
+    if env.main:  # TensorBoard / W&B get every record from here on; every checkpoint gets a model card
+        after = (step if state_path.is_file() else -1) if resume else None  # resumed: later steps come again
+        run.attach(open_tracker(config.tracker, run, after_step=after, config=to_dict(config)))
+        card = card_context(run.path, run.meta, config, [ph.describe(tps) for ph in phases], tps,
+                            describe_tokens(tokens), tokenizer, model)
 
     def gather_rng():
         states = [rng_state()]
@@ -601,7 +609,7 @@ def _loop(run: rundir.RunDir, prep: Prepared, env: _dist.DistEnv, resume: bool) 
         info = {"name": name, "step": step, "tokens_seen": step * tps, "phase": phase,
                 "tokens_seen_by_lang": dict(by_lang), "regime": config.regime, "seed": config.seed}
         if env.main:
-            save_checkpoint(model, tokenizer, run.checkpoints_dir / name, info)
+            save_checkpoint(model, tokenizer, run.checkpoints_dir / name, info, card)
         checkpoints[:] = [c for c in checkpoints if c["name"] != name]
         checkpoints.append({"name": name, "tokens_seen": step * tps, "step": step})
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -336,7 +335,8 @@ def train_tokenizer(corpus: CorpusSpec, out: str | Path, vocab_size: int = 16000
     tok = _build(model_type, vocab_size, lines, alphabet)
     fast = wrap_fast(tok)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    from metaxlm.rundir import umask_mkdtemp
+    tmp = Path(umask_mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_tokenizer(fast, tmp)
         info = {"model_type": model_type, "vocab_size": len(fast), "requested_vocab_size": vocab_size,
