@@ -31,7 +31,6 @@ class TaskSpec:
     pair: bool = False  # sentence-pair input
     translated: bool = False  # target test items share ids with English test items → paired gap
     default_data: str | None = None  # "benchmark": metaxlm.paths.default_benchmark_dir()
-    hf_name: str | None = None  # Hugging Face datasets name (only with a reachable hub)
     description: str = ""
     # task-specific defaults for options left unset (None: the global FinetuneParams default); epochs is
     # the fine-tuning budget (the most epochs; early stopping may end sooner)
@@ -47,11 +46,11 @@ TASKS: dict[str, TaskSpec] = {
     "xnli": TaskSpec(
         name="xnli", kind="sequence", format="xnli", metrics=("accuracy", "macro_f1"),
         labels=("entailment", "neutral", "contradiction"), languages=XNLI_LANGUAGES, pair=True,
-        translated=True, hf_name="xnli",
+        translated=True,
         description="natural language inference: XNLI-1.0 files + MultiNLI train, or the XTREME layout"),
     "pawsx": TaskSpec(
         name="pawsx", kind="sequence", format="pawsx", metrics=("accuracy", "macro_f1"),
-        labels=("0", "1"), languages=PAWSX_LANGUAGES, pair=True, translated=True, hf_name="paws-x",
+        labels=("0", "1"), languages=PAWSX_LANGUAGES, pair=True, translated=True,
         description="paraphrase identification: PAWS-X layout (<lang>/train.tsv, dev_2k.tsv, test_2k.tsv) "
                     "or the XTREME layout"),
     "topic": TaskSpec(
@@ -60,7 +59,6 @@ TASKS: dict[str, TaskSpec] = {
         description="topic of a Debian package description: the default benchmark's topic/ task"),
     "ner": TaskSpec(
         name="ner", kind="token", format="conll", metrics=("span_f1", "token_accuracy"), labels=PANX_TAGS,
-        hf_name="wikiann",
         description="named entities: PAN-X/WikiANN (token \\t tag, optional lang: prefix), span F1 (seqeval)"),
     "pos": TaskSpec(
         name="pos", kind="token", format="conllu", metrics=("token_accuracy",), labels=UPOS,
